@@ -303,6 +303,9 @@ pub(crate) struct Profile {
     pub(crate) hwconfig_blob: &'static [u8],
     /// Whether i915-perf (OA) is available; the host has none.
     pub(crate) perf_available: bool,
+    /// Whether `I915_GEM_CREATE_EXT_SET_PAT` is accepted (graphics IP 12.70+);
+    /// i915 fails it with `ENODEV` before that.
+    pub(crate) has_set_pat: bool,
 }
 
 /// What the query ioctl does with one `drm_i915_query_item`, see
@@ -401,6 +404,7 @@ static TGL_GT2: Profile = Profile {
     guc_submission_version: (0, 0, 0),
     hwconfig_blob: &[],
     perf_available: false,
+    has_set_pat: false,
 };
 
 static PROFILES: [&Profile; 1] = [&TGL_GT2];
@@ -697,6 +701,13 @@ impl Profile {
             0 | REG_READ_8B_WA => Some(SIZE as u32),
             _ => None,
         }
+    }
+
+    /// Whether `GEM_CREATE_EXT_MEMORY_REGIONS` may name this region: the
+    /// regions `MEMORY_REGIONS` lists (i915 rejects missing and private ones,
+    /// such as stolen memory, with `EINVAL`). An iGPU has system memory 0:0 only.
+    pub(crate) fn has_memory_region(&self, class: u16, instance: u16) -> bool {
+        class == MEMORY_CLASS_SYSTEM && instance == 0
     }
 
     /// Whether a uabi engine with this class and instance exists.
@@ -1110,6 +1121,10 @@ mod tests {
         assert_eq!(custom.len(), 104);
         assert_eq!(u64_at(&custom, 24), 3 * GIB + 123 * 4096);
         assert_ne!(MEMORY_CLASS_DEVICE, MEMORY_CLASS_SYSTEM);
+        assert!(p.has_memory_region(MEMORY_CLASS_SYSTEM, 0));
+        assert!(!p.has_memory_region(MEMORY_CLASS_SYSTEM, 1));
+        assert!(!p.has_memory_region(MEMORY_CLASS_DEVICE, 0));
+        assert!(!p.has_set_pat);
     }
 
     #[test]
