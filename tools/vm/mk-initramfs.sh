@@ -27,7 +27,7 @@ need_cmd busybox busybox-static
 need_cmd cpio cpio
 busybox=$(command -v busybox)
 # A dynamic busybox would need a libc in the initramfs.
-LC_ALL=C grep -qa '/lib64/ld-linux' "$busybox" && die "$busybox is not static; install busybox-static"
+[[ $(readelf -l "$busybox") == *INTERP* ]] && die "$busybox is not static; install busybox-static"
 
 key=$(content_key "$0" "$VM_DIR/guest-init.sh" "$busybox" "$moddir/modules.dep" \
     "$moddir/modules.builtin")

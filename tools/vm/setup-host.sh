@@ -20,10 +20,10 @@ PKGS=(
     ca-certificates:
     make:make
     gcc:cc                        # cargo needs a linker
+    binutils:readelf              # checks that binaries are static
     libc6-dev:                    # static client build (crt-static)
 )
 
-need_root
 [[ -r /etc/debian_version ]] || die "this script expects a Debian machine"
 case $(cat /etc/debian_version) in
     12.*|bookworm*) ;;
@@ -41,6 +41,7 @@ for entry in "${PKGS[@]}"; do
     missing+=("$pkg")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
+    need_root
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get -q update || die "apt-get update failed (are Debian's mirrors reachable?)"

@@ -1,0 +1,44 @@
+# virtio-intel: entry points.  `make demo` and `make test` install everything
+# they need (as root) on a fresh Debian 12 machine; see README.md.
+SHELL := /bin/bash
+VM := tools/vm
+
+.PHONY: setup sid-tree host client host-test client-test demo test vm-smoke
+
+setup:
+	$(VM)/setup-host.sh
+
+# The sid tree: QEMU 11.1 chroot + guest root (cached in /var/cache/virtio-intel).
+sid-tree: setup
+	$(VM)/mk-sid-tree.sh >/dev/null
+
+# libvirglrenderer.so.1 replacement (tools/virtio-intel-host/target/release/).
+host: setup
+	$(VM)/cargo.sh host
+
+# Static guest test program (tools/virtio-intel-client/target/release/).
+client: setup
+	$(VM)/cargo.sh client
+
+host-test: setup
+	$(VM)/cargo.sh host-test
+
+client-test: setup
+	$(VM)/cargo.sh client-test
+
+# Boot a guest on the project's host library and run the client in it.
+demo: sid-tree host client
+	rm -rf build/demo-share && mkdir -p build/demo-share
+	cp tools/virtio-intel-client/target/release/virtio-intel-client build/demo-share/
+	$(VM)/run-guest.sh --renderer project --share build/demo-share \
+		--logdir build/vm/demo --cmd "/mnt/host/virtio-intel-client $(CLIENT_ARGS)"
+
+# Unit tests + the guest run; ends with "N passed, N failed".
+test: sid-tree
+	$(VM)/test.sh
+
+# The rig alone, on Debian's virglrenderer (no project code needed).
+vm-smoke: sid-tree
+	$(VM)/run-guest.sh --renderer stock --logdir build/vm/smoke \
+		--gpu virtio-gpu-gl-pci,blob=on,hostmem=1G \
+		--cmd 'cat /sys/kernel/debug/dri/0/virtio-gpu-features; ls /dev/dri'
