@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: MIT
+//! The renderer: virtio-gpu resources and contexts as virglrenderer keeps them, the
+//! DRM capset, and the fence plumbing back into the VMM.
+//!
+//! All VMM calls arrive on one thread (QEMU's main loop) and take the [`STATE`] lock.
+//! Ring fences are reported from per-ring sync threads (one per context and ring, as
+//! the real host's `intel-sync` threads) through `write_context_fence`, never by a
+//! polling timer; the VMM's handler only queues the fence, so calling it from any
+//! thread, or nested inside `context_create_fence`, is safe.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
+
+use crate::ccmd::{CtxObject, NativeCtx, ResourceView, MAP_CACHE_CACHED};
+use crate::fence::Fence;
+use crate::mem::SharedMem;
+use crate::proto::{wr32, SHMEM_HDR_SIZE, SHMEM_RSP_MEM_OFFSET};
+use crate::swi915::{self, Object};
+
+/// Capset id of the DRM native context.
+pub(crate) const CAPSET_DRM: u32 = 6;
+/// `sizeof(struct virgl_renderer_capset_drm)` of a host built without amdgpu.
+pub(crate) const CAPSET_DRM_SIZE: u32 = 160;
+/// `VIRTGPU_DRM_CONTEXT_I915`.
+pub(crate) const CONTEXT_TYPE_I915: u32 = 3;
+
+pub(crate) const BLOB_MEM_GUEST: u32 = 1;
+pub(crate) const BLOB_MEM_HOST3D: u32 = 2;
+pub(crate) const BLOB_FLAG_MAPPABLE: u32 = 1;
+pub(crate) const BLOB_FLAG_SHAREABLE: u32 = 2;
+pub(crate) const BLOB_FLAG_CROSS_DEVICE: u32 = 4;
+
+/// The VMM's fence callbacks.
+#[derive(Clone, Copy)]
+pub(crate) struct Callbacks {
+    pub(crate) cookie: usize,
+    pub(crate) write_fence: Option<unsafe extern "C" fn(*mut libc::c_void, u32)>,
+    pub(crate) write_context_fence: Option<unsafe extern "C" fn(*mut libc::c_void, u32, u32, u64)>,
+}
+
+static CALLBACKS: RwLock<Option<Callbacks>> = RwLock::new(None);
+
+pub(crate) fn set_callbacks(cb: Option<Callbacks>) {
+    match CALLBACKS.write() {
+        Ok(mut g) => *g = cb,
+        Err(p) => *p.into_inner() = cb,
+    }
+}
+
+fn callbacks() -> Option<Callbacks> {
+    match CALLBACKS.read() {
+        Ok(g) => *g,
+        Err(p) => *p.into_inner(),
+    }
+}
+
+/// Reports a context fence to the VMM.
+pub(crate) fn report_context_fence(ctx: u32, ring: u32, fence_id: u64) {
+    if let Some(cb) = callbacks() {
+        if let Some(f) = cb.write_context_fence {
+            // SAFETY: the VMM registered this callback with this cookie; its handler is
+            // safe to call from any thread (it only queues the fence).
+            unsafe { f(cb.cookie as *mut libc::c_void, ctx, ring, fence_id) };
+        }
+    }
+}
+
+/// Reports a ctx-0 fence to the VMM.
+pub(crate) fn report_fence(fence_id: u32) {
+    if let Some(cb) = callbacks() {
+        if let Some(f) = cb.write_fence {
+            // SAFETY: as for `report_context_fence`.
+            unsafe { f(cb.cookie as *mut libc::c_void, fence_id) };
+        }
+    }
+}
+
+/// What backs a resource.
+pub(crate) enum Backing {
+    /// The response page of a native context.
+    Shmem(Arc<SharedMem>),
+    /// A GEM object (exported as a dma-buf when SHAREABLE).
+    Gem(Arc<Object>),
+    /// Guest pages (BLOB_MEM_GUEST or classic resources with attached backing).
+    Guest,
+    /// A classic 2D resource (console): pixels kept host-side.
+    Plain2D { width: u32, height: u32, data: Vec<u8> },
+}
+
+/// A virtio-gpu resource.
+pub(crate) struct Resource {
+    pub(crate) backing: Backing,
+    pub(crate) owner: u32,
+    pub(crate) map_info: u32,
+    pub(crate) mappable: bool,
+    /// Mapped by `resource_map` (pointer, length); never set by `map_fixed`.
+    pub(crate) extra_map: Option<(usize, u64)>,
+    /// Guest pages attached by the VMM (iovec array, count); owned by the VMM.
+    pub(crate) iov: Option<(usize, i32)>,
+}
+
+impl Resource {
+    fn mem(&self) -> Option<&SharedMem> {
+        match &self.backing {
+            Backing::Shmem(m) => Some(m),
+            Backing::Gem(o) => Some(&o.mem),
+            _ => None,
+        }
+    }
+}
+
+struct Resources<'a>(&'a mut HashMap<u32, Resource>);
+
+impl ResourceView for Resources<'_> {
+    fn exists(&self, res_id: u32) -> bool {
+        self.0.contains_key(&res_id)
+    }
+    fn mapped(&self, res_id: u32) -> bool {
+        self.0.get(&res_id).is_some_and(|r| r.extra_map.is_some())
+    }
+    fn set_map_info(&mut self, res_id: u32, map_info: u32) {
+        if let Some(r) = self.0.get_mut(&res_id) {
+            r.map_info = map_info;
+        }
+    }
+}
+
+/// A ring's sync thread: reports fences in FIFO order once their host fence signals.
+struct RingSync {
+    tx: mpsc::Sender<(u64, Arc<Fence>)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RingSync {
+    fn spawn(ctx: u32, ring: u32) -> Option<RingSync> {
+        let (tx, rx) = mpsc::channel::<(u64, Arc<Fence>)>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("intel-sync-{ctx}-{ring}"))
+            .spawn(move || {
+                let cfg = crate::config::get();
+                while let Ok((id, fence)) = rx.recv() {
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    fence.wait();
+                    if !cfg.fence_delay.is_zero() {
+                        std::thread::sleep(cfg.fence_delay);
+                    }
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if cfg.fence_never {
+                        continue;
+                    }
+                    report_context_fence(ctx, ring, id);
+                }
+            })
+            .ok()?;
+        Some(RingSync { tx, stop })
+    }
+}
+
+struct Context {
+    native: NativeCtx,
+    rings: HashMap<u32, RingSync>,
+}
+
+/// The renderer state between `init` and `reset`/`cleanup`.
+pub(crate) struct Renderer {
+    dev: Arc<swi915::Device>,
+    contexts: HashMap<u32, Context>,
+    resources: HashMap<u32, Resource>,
+}
+
+static STATE: Mutex<Option<Renderer>> = Mutex::new(None);
+
+/// Locks the renderer state.
+pub(crate) fn state() -> MutexGuard<'static, Option<Renderer>> {
+    match STATE.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Fills the DRM capset as the i915 backend does.
+pub(crate) fn fill_capset(profile: &crate::profile::Profile, out: &mut [u8]) {
+    out.iter_mut().for_each(|b| *b = 0);
+    wr32(out, 0, 1); // wire_format_version
+    wr32(out, 4, profile.drm_version.0);
+    wr32(out, 8, profile.drm_version.1);
+    wr32(out, 12, profile.drm_version.2);
+    wr32(out, 16, CONTEXT_TYPE_I915);
+    wr32(out, 24, profile.pci_bus);
+    wr32(out, 28, profile.pci_dev);
+    wr32(out, 32, profile.pci_func);
+    wr32(out, 36, u32::from(profile.pci_revision));
+    wr32(out, 40, profile.pci_domain);
+    wr32(out, 44, u32::from(profile.pci_device_id));
+}
+
+/// Arguments of `virgl_renderer_resource_create_blob`, decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlobArgs {
+    pub(crate) res_handle: u32,
+    pub(crate) ctx_id: u32,
+    pub(crate) blob_mem: u32,
+    pub(crate) blob_flags: u32,
+    pub(crate) blob_id: u64,
+    pub(crate) size: u64,
+    pub(crate) iov: usize,
+    pub(crate) num_iovs: u32,
+}
+
+impl Renderer {
+    pub(crate) fn new(dev: Arc<swi915::Device>) -> Renderer {
+        Renderer { dev, contexts: HashMap::new(), resources: HashMap::new() }
+    }
+
+    pub(crate) fn device(&self) -> &Arc<swi915::Device> {
+        &self.dev
+    }
+
+    /// `virgl_renderer_context_create_with_flags`.
+    pub(crate) fn context_create(&mut self, ctx_id: u32, flags: u32, name: &str) -> i32 {
+        if ctx_id == 0 || flags & !0xff != 0 {
+            return -libc::EINVAL;
+        }
+        let capset = flags & 0xff;
+        if capset != CAPSET_DRM {
+            crate::log::warn(&format!("context {ctx_id}: capset {capset} is not served by this host"));
+            return -libc::EINVAL;
+        }
+        if self.contexts.contains_key(&ctx_id) {
+            return 0;
+        }
+        crate::log::info(&format!("context {ctx_id} created (\"{name}\")"));
+        let native = NativeCtx::new(ctx_id, self.dev.clone());
+        self.contexts.insert(ctx_id, Context { native, rings: HashMap::new() });
+        0
+    }
+
+    /// `virgl_renderer_context_destroy`.
+    pub(crate) fn context_destroy(&mut self, ctx_id: u32) {
+        let Some(ctx) = self.contexts.remove(&ctx_id) else {
+            return;
+        };
+        let pending: usize = ctx
+            .native
+            .timelines
+            .values()
+            .map(|t| t.outstanding.iter().filter(|f| !f.is_signalled()).count())
+            .sum();
+        if pending > 0 {
+            crate::log::violation(&format!(
+                "context {ctx_id} destroyed with {pending} ring fence(s) still pending: they will never be reported"
+            ));
+        }
+        for r in ctx.rings.values() {
+            r.stop.store(true, Ordering::Release);
+        }
+        crate::log::info(&format!("context {ctx_id} destroyed"));
+    }
+
+    /// `virgl_renderer_submit_cmd`.
+    pub(crate) fn submit(&mut self, ctx_id: u32, buf: &[u8]) -> i32 {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            crate::log::violation(&format!("SUBMIT_3D on unknown context {ctx_id}"));
+            return -libc::EINVAL;
+        };
+        let mut view = Resources(&mut self.resources);
+        ctx.native.submit(buf, &mut view)
+    }
+
+    /// `virgl_renderer_context_create_fence`.
+    pub(crate) fn create_context_fence(&mut self, ctx_id: u32, ring: u32, fence_id: u64) -> i32 {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return -libc::EINVAL;
+        };
+        if ring > 64 {
+            crate::log::violation(&format!("context {ctx_id}: fence on ring {ring} (> 64)"));
+            return -libc::EINVAL;
+        }
+        let t = ctx.native.timelines.entry(ring).or_default();
+        if let Some(last) = t.last_fence_id {
+            if fence_id <= last {
+                crate::log::violation(&format!(
+                    "context {ctx_id} ring {ring}: fence id {fence_id} not above the previous {last}"
+                ));
+            }
+        }
+        t.last_fence_id = Some(fence_id);
+        t.outstanding.retain(|f| !f.is_signalled());
+        let Some(fence) = t.last_fence.take() else {
+            if ring != 0 && !t.outstanding.is_empty() {
+                crate::log::violation(&format!(
+                    "context {ctx_id} ring {ring}: fence {fence_id} carries no successful execbuffer and retires \
+                     {} still-running earlier fence(s) early",
+                    t.outstanding.len()
+                ));
+            }
+            let cfg = crate::config::get();
+            if !cfg.fence_never {
+                if cfg.fence_delay.is_zero() {
+                    report_context_fence(ctx_id, ring, fence_id);
+                } else {
+                    let f = Arc::new(Fence::new());
+                    f.signal(0);
+                    return self.queue_ring_fence(ctx_id, ring, fence_id, f);
+                }
+            }
+            return 0;
+        };
+        t.outstanding.push(fence.clone());
+        self.queue_ring_fence(ctx_id, ring, fence_id, fence)
+    }
+
+    fn queue_ring_fence(&mut self, ctx_id: u32, ring: u32, fence_id: u64, fence: Arc<Fence>) -> i32 {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return -libc::EINVAL;
+        };
+        if !ctx.rings.contains_key(&ring) {
+            match RingSync::spawn(ctx_id, ring) {
+                Some(r) => {
+                    ctx.rings.insert(ring, r);
+                }
+                None => return -libc::EAGAIN,
+            }
+        }
+        match ctx.rings.get(&ring) {
+            Some(r) if r.tx.send((fence_id, fence)).is_ok() => 0,
+            _ => -libc::EIO,
+        }
+    }
+
+    /// `virgl_renderer_resource_create_blob`.
+    pub(crate) fn create_blob(&mut self, a: &BlobArgs) -> i32 {
+        if a.res_handle == 0 || self.resources.contains_key(&a.res_handle) || a.size == 0 {
+            return -libc::EINVAL;
+        }
+        let mappable = a.blob_flags & BLOB_FLAG_MAPPABLE != 0;
+        match a.blob_mem {
+            BLOB_MEM_HOST3D => {}
+            BLOB_MEM_GUEST => {
+                if a.num_iovs == 0 || a.iov == 0 {
+                    return -libc::EINVAL;
+                }
+                self.resources.insert(
+                    a.res_handle,
+                    Resource {
+                        backing: Backing::Guest,
+                        owner: a.ctx_id,
+                        map_info: 0,
+                        mappable: false,
+                        extra_map: None,
+                        iov: Some((a.iov, a.num_iovs as i32)),
+                    },
+                );
+                return 0;
+            }
+            _ => return -libc::EINVAL,
+        }
+        if a.num_iovs != 0 {
+            return -libc::EINVAL;
+        }
+        let Some(ctx) = self.contexts.get_mut(&a.ctx_id) else {
+            crate::log::violation(&format!("CREATE_BLOB res {} in unknown context {}", a.res_handle, a.ctx_id));
+            return -libc::EINVAL;
+        };
+        let n = &mut ctx.native;
+        if a.blob_id >> 32 != 0 {
+            crate::log::violation(&format!("CREATE_BLOB: blob_id {:#x} has upper bits set", a.blob_id));
+            return -libc::EINVAL;
+        }
+        let blob_id = a.blob_id as u32;
+        if blob_id == 0 {
+            if a.blob_flags != BLOB_FLAG_MAPPABLE {
+                crate::log::violation(&format!("shmem blob with flags {:#x} (must be MAPPABLE only)", a.blob_flags));
+                return -libc::EINVAL;
+            }
+            if n.shmem.is_some() {
+                crate::log::violation(&format!("context {}: a second shmem blob", a.ctx_id));
+                return -libc::EINVAL;
+            }
+            if a.size < u64::from(SHMEM_HDR_SIZE) || a.size > u64::from(u32::MAX) {
+                crate::log::violation(&format!("shmem blob of {} bytes (needs 16 .. 4 GiB)", a.size));
+                return -libc::EINVAL;
+            }
+            let m = match SharedMem::new("intel-shmem", a.size) {
+                Ok(m) => Arc::new(m),
+                Err(_) => return -libc::ENOMEM,
+            };
+            let _ = m.write_u32(SHMEM_RSP_MEM_OFFSET, SHMEM_HDR_SIZE);
+            n.shmem = Some((a.res_handle, m.clone()));
+            self.resources.insert(
+                a.res_handle,
+                Resource {
+                    backing: Backing::Shmem(m),
+                    owner: a.ctx_id,
+                    map_info: MAP_CACHE_CACHED,
+                    mappable: true,
+                    extra_map: None,
+                    iov: None,
+                },
+            );
+            return 0;
+        }
+        if n.objects.contains_key(&a.res_handle) {
+            return -libc::EINVAL;
+        }
+        let Some(p) = n.pending.remove(&blob_id) else {
+            crate::log::violation(&format!("CREATE_BLOB res {}: no pending GEM object with blob_id {blob_id}", a.res_handle));
+            return -libc::ENOENT;
+        };
+        if p.size != a.size {
+            crate::log::violation(&format!(
+                "CREATE_BLOB res {}: size {} differs from the GEM_CREATE size {} (the host object leaks)",
+                a.res_handle, a.size, p.size
+            ));
+            return -libc::EINVAL;
+        }
+        let Some(obj) = n.file.object(p.handle) else {
+            return -libc::ENOENT;
+        };
+        n.objects.insert(a.res_handle, CtxObject { handle: p.handle, configured: p.configured });
+        self.resources.insert(
+            a.res_handle,
+            Resource {
+                backing: Backing::Gem(obj),
+                owner: a.ctx_id,
+                map_info: p.map_info,
+                mappable,
+                extra_map: None,
+                iov: None,
+            },
+        );
+        let _ = (BLOB_FLAG_SHAREABLE, BLOB_FLAG_CROSS_DEVICE);
+        0
+    }
+
+    /// `virgl_renderer_resource_create` (classic 2D/3D resources: console only).
+    pub(crate) fn create_plain(&mut self, res: u32, width: u32, height: u32) -> i32 {
+        if res == 0 || self.resources.contains_key(&res) {
+            return -libc::EINVAL;
+        }
+        let bytes = u64::from(width) * u64::from(height) * 4;
+        if bytes > 64 << 20 {
+            return -libc::ENOMEM;
+        }
+        self.resources.insert(
+            res,
+            Resource {
+                backing: Backing::Plain2D { width, height, data: vec![0; bytes as usize] },
+                owner: 0,
+                map_info: 0,
+                mappable: false,
+                extra_map: None,
+                iov: None,
+            },
+        );
+        0
+    }
+
+    pub(crate) fn resource(&self, res: u32) -> Option<&Resource> {
+        self.resources.get(&res)
+    }
+
+    pub(crate) fn resource_mut(&mut self, res: u32) -> Option<&mut Resource> {
+        self.resources.get_mut(&res)
+    }
+
+    /// The memfd to report in `resource_get_info` (shmem only, as the real host).
+    pub(crate) fn info_fd(&self, res: u32) -> Option<i32> {
+        let r = self.resources.get(&res)?;
+        Some(match &r.backing {
+            Backing::Shmem(m) => m.raw_fd(),
+            _ => -1,
+        })
+    }
+
+    /// Maps a blob at `addr` (`resource_map_fixed`).
+    ///
+    /// # Safety
+    /// `addr` must be the start of a range of the blob's size owned by the caller.
+    pub(crate) unsafe fn map_fixed(&self, res: u32, addr: *mut libc::c_void) -> i32 {
+        let Some(r) = self.resources.get(&res) else {
+            return -libc::EINVAL;
+        };
+        if !r.mappable {
+            return -libc::EINVAL;
+        }
+        let Some(m) = r.mem() else {
+            return -libc::EINVAL;
+        };
+        // SAFETY: forwarded from the caller.
+        match unsafe { m.map_fixed_at(addr) } {
+            Ok(()) => 0,
+            Err(crate::mem::MemError::Os(e)) => -e,
+            Err(_) => -libc::EINVAL,
+        }
+    }
+
+    /// Maps a blob at a new address (`resource_map`).
+    pub(crate) fn map(&mut self, res: u32) -> Result<(usize, u64), i32> {
+        let r = self.resources.get_mut(&res).ok_or(-libc::EINVAL)?;
+        if !r.mappable || r.extra_map.is_some() {
+            return Err(-libc::EINVAL);
+        }
+        let (p, len) = {
+            let m = r.mem().ok_or(-libc::EINVAL)?;
+            (m.map_extra().map_err(|_| -libc::ENOMEM)?, m.len())
+        };
+        r.extra_map = Some((p as usize, len));
+        Ok((p as usize, len))
+    }
+
+    /// Undoes `map` (`resource_unmap`).
+    pub(crate) fn unmap(&mut self, res: u32) -> i32 {
+        let Some(r) = self.resources.get_mut(&res) else {
+            return -libc::EINVAL;
+        };
+        match r.extra_map.take() {
+            Some((p, len)) => {
+                // SAFETY: `(p, len)` came from `map_extra` and the VMM has dropped it.
+                unsafe { crate::mem::unmap_extra(p as *mut libc::c_void, len) };
+                0
+            }
+            None => -libc::EINVAL,
+        }
+    }
+
+    /// `virgl_renderer_ctx_attach_resource`: imports another context's GEM object.
+    pub(crate) fn attach(&mut self, ctx_id: u32, res: u32) {
+        let Some(r) = self.resources.get(&res) else {
+            return;
+        };
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return;
+        };
+        if r.owner == ctx_id || ctx.native.objects.contains_key(&res) {
+            return;
+        }
+        if let Backing::Gem(obj) = &r.backing {
+            let handle = ctx.native.file.import(obj.clone());
+            if let Ok(handle) = handle {
+                ctx.native.objects.insert(res, CtxObject { handle, configured: false });
+            }
+        }
+    }
+
+    /// `virgl_renderer_ctx_detach_resource`: closes the context's handle.
+    pub(crate) fn detach(&mut self, ctx_id: u32, res: u32) {
+        if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+            if let Some(o) = ctx.native.objects.remove(&res) {
+                let _ = ctx.native.file.gem_close(o.handle);
+            }
+        }
+    }
+
+    /// `virgl_renderer_resource_unref`.
+    pub(crate) fn unref(&mut self, res: u32) {
+        let ids: Vec<u32> = self.contexts.keys().copied().collect();
+        for c in ids {
+            self.detach(c, res);
+        }
+        if let Some(mut r) = self.resources.remove(&res) {
+            if let Some((p, len)) = r.extra_map.take() {
+                // SAFETY: a `map_extra` mapping the VMM no longer uses (unref comes last).
+                unsafe { crate::mem::unmap_extra(p as *mut libc::c_void, len) };
+            }
+        }
+    }
+
+    /// Copies from guest pages into a 2D resource (`transfer_write_iov`).
+    pub(crate) fn transfer_write(&mut self, res: u32, b: (u32, u32, u32, u32), stride: u32, offset: u64, iov: &[(usize, usize)]) -> i32 {
+        let Some(r) = self.resources.get_mut(&res) else {
+            return -libc::EINVAL;
+        };
+        let Backing::Plain2D { width, height, data } = &mut r.backing else {
+            return 0;
+        };
+        let (x, y, w, h) = b;
+        if x.checked_add(w).is_none_or(|e| e > *width) || y.checked_add(h).is_none_or(|e| e > *height) {
+            return -libc::EINVAL;
+        }
+        let stride = if stride == 0 { *width * 4 } else { stride };
+        for row in 0..h {
+            let src = offset + u64::from(row) * u64::from(stride);
+            let dst = ((u64::from(y + row) * u64::from(*width) + u64::from(x)) * 4) as usize;
+            let n = (w as usize) * 4;
+            if let Some(d) = data.get_mut(dst..dst + n) {
+                crate::ffi::gather(iov, src, d);
+            }
+        }
+        0
+    }
+
+    /// Tears everything down (`reset`/`cleanup`).
+    pub(crate) fn destroy_all(&mut self) {
+        let ids: Vec<u32> = self.contexts.keys().copied().collect();
+        for c in ids {
+            self.context_destroy(c);
+        }
+        let res: Vec<u32> = self.resources.keys().copied().collect();
+        for r in res {
+            self.unref(r);
+        }
+    }
+}
