@@ -101,7 +101,7 @@ impl Bo {
         if self.map.is_null() {
             return Err(Error::Invalid(format!("BO res_id {} is not mapped", self.res_id)));
         }
-        if off % 4 != 0 || off + n > self.size {
+        if !off.is_multiple_of(4) || off + n > self.size {
             return Err(Error::Invalid(format!("BO access {}+{} outside {} bytes", off, n, self.size)));
         }
         Ok(())
@@ -126,7 +126,7 @@ impl Bo {
 
     /// Copy bytes (length a multiple of 4) into the mapping.
     pub fn write_bytes(&self, off: u64, data: &[u8]) -> Result<()> {
-        if data.len() % 4 != 0 {
+        if !data.len().is_multiple_of(4) {
             return Err(Error::Invalid("write_bytes: length not a multiple of 4".into()));
         }
         self.check(off, data.len() as u64)?;

@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use crate::uapi::{iow, iowr, ior, DRM_COMMAND_BASE, DRM_IOCTL_BASE};
+use crate::uapi::{ior, iow, iowr, DRM_COMMAND_BASE, DRM_IOCTL_BASE};
 use std::mem::size_of;
 
 // ---------------------------------------------------------------------------
@@ -45,29 +45,18 @@ const fn i915_nr(n: u32) -> u32 {
 }
 
 pub const DRM_IOCTL_I915_GEM_SET_DOMAIN: u32 = iow(DRM_IOCTL_BASE, i915_nr(0x1f), 12);
-pub const DRM_IOCTL_I915_GEM_SET_TILING: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x21), size_of::<GemSetTiling>());
-pub const DRM_IOCTL_I915_GEM_GET_TILING: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x22), size_of::<GemGetTiling>());
-pub const DRM_IOCTL_I915_GEM_GET_APERTURE: u32 =
-    ior(DRM_IOCTL_BASE, i915_nr(0x23), size_of::<GemGetAperture>());
-pub const DRM_IOCTL_I915_GEM_MADVISE: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x26), size_of::<GemMadvise>());
-pub const DRM_IOCTL_I915_GEM_CONTEXT_CREATE: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x2d), size_of::<GemContextCreate>());
-pub const DRM_IOCTL_I915_GEM_CONTEXT_DESTROY: u32 =
-    iow(DRM_IOCTL_BASE, i915_nr(0x2e), size_of::<GemContextDestroy>());
+pub const DRM_IOCTL_I915_GEM_SET_TILING: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x21), size_of::<GemSetTiling>());
+pub const DRM_IOCTL_I915_GEM_GET_TILING: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x22), size_of::<GemGetTiling>());
+pub const DRM_IOCTL_I915_GEM_GET_APERTURE: u32 = ior(DRM_IOCTL_BASE, i915_nr(0x23), size_of::<GemGetAperture>());
+pub const DRM_IOCTL_I915_GEM_MADVISE: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x26), size_of::<GemMadvise>());
+pub const DRM_IOCTL_I915_GEM_CONTEXT_CREATE: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x2d), size_of::<GemContextCreate>());
+pub const DRM_IOCTL_I915_GEM_CONTEXT_DESTROY: u32 = iow(DRM_IOCTL_BASE, i915_nr(0x2e), size_of::<GemContextDestroy>());
 pub const DRM_IOCTL_I915_REG_READ: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x31), 16);
-pub const DRM_IOCTL_I915_GET_RESET_STATS: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x32), size_of::<ResetStats>());
-pub const DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x34), size_of::<GemContextParam>());
-pub const DRM_IOCTL_I915_GEM_CONTEXT_SETPARAM: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x35), size_of::<GemContextParam>());
-pub const DRM_IOCTL_I915_GEM_VM_CREATE: u32 =
-    iowr(DRM_IOCTL_BASE, i915_nr(0x3a), size_of::<GemVmControl>());
-pub const DRM_IOCTL_I915_GEM_VM_DESTROY: u32 =
-    iow(DRM_IOCTL_BASE, i915_nr(0x3b), size_of::<GemVmControl>());
+pub const DRM_IOCTL_I915_GET_RESET_STATS: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x32), size_of::<ResetStats>());
+pub const DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x34), size_of::<GemContextParam>());
+pub const DRM_IOCTL_I915_GEM_CONTEXT_SETPARAM: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x35), size_of::<GemContextParam>());
+pub const DRM_IOCTL_I915_GEM_VM_CREATE: u32 = iowr(DRM_IOCTL_BASE, i915_nr(0x3a), size_of::<GemVmControl>());
+pub const DRM_IOCTL_I915_GEM_VM_DESTROY: u32 = iow(DRM_IOCTL_BASE, i915_nr(0x3b), size_of::<GemVmControl>());
 
 /// Ties an IOCTL_SIMPLE payload struct to its ioctl number.
 pub trait SimpleIoctl: Pod {
@@ -420,8 +409,7 @@ pub fn decode_topology(b: &[u8]) -> Result<TopologyInfo, String> {
     };
     let data = &b[16..];
     let slice_bytes = (t.max_slices as usize).div_ceil(8);
-    let eu_end = t.eu_offset as usize
-        + t.max_slices as usize * t.max_subslices as usize * t.eu_stride as usize;
+    let eu_end = t.eu_offset as usize + t.max_slices as usize * t.max_subslices as usize * t.eu_stride as usize;
     if data.len() < slice_bytes || data.len() < eu_end {
         return Err(format!(
             "topology data too short: {} bytes, need {} (eu_offset {} eu_stride {})",

@@ -227,7 +227,8 @@ fn simple<T: SimpleIoctl>(conn: &mut Connection, payload: &T) -> Result<(i32, T)
     req.validate().map_err(|e| format!("{}: {}", T::NAME, e))?;
     let rsp = conn.sync(&req).map_err(|e| format!("{}: {}", T::NAME, e))?;
     let out = if uapi::ioc_is_out(T::NR) {
-        rsp.payload_as::<T>().ok_or_else(|| format!("{}: response payload short ({} bytes)", T::NAME, rsp.payload.len()))?
+        rsp.payload_as::<T>()
+            .ok_or_else(|| format!("{}: response payload short ({} bytes)", T::NAME, rsp.payload.len()))?
     } else {
         *payload
     };
@@ -447,10 +448,7 @@ fn check_capset(st: &mut State) -> CheckResult {
     let f = |o: usize| get_u32(&c, o).unwrap_or(0);
     let (wire, maj, min, pl, ctype) = (f(0), f(4), f(8), f(12), f(16));
     let (bus, pdev, func, rev, dom, devid) = (f(24), f(28), f(32), f(36), f(40), f(44));
-    info(format!(
-        "capset 6: wire_format_version {} context_type {} host i915 {}.{}.{}",
-        wire, ctype, maj, min, pl
-    ));
+    info(format!("capset 6: wire_format_version {} context_type {} host i915 {}.{}.{}", wire, ctype, maj, min, pl));
     info(format!(
         "host GPU: PCI {:04x}:{:02x}:{:02x}.{} device 8086:{:04x} revision {:#04x}",
         dom, bus, pdev, func, devid, rev
@@ -610,7 +608,10 @@ fn check_queryparam(st: &mut State) -> CheckResult {
         Ok(r) => {
             info(format!("query 9999: ret {} length {}", r.ret, r.length));
             if r.ret != 0 || r.length != -EINVAL {
-                errs.push(format!("unknown query 9999: ret {} length {}, expected ret 0 length -EINVAL", r.ret, r.length));
+                errs.push(format!(
+                    "unknown query 9999: ret {} length {}, expected ret 0 length -EINVAL",
+                    r.ret, r.length
+                ));
             }
         }
         Err(e) => errs.push(format!("QUERYPARAM(9999): {}", e)),
@@ -625,7 +626,11 @@ fn check_ioctl_simple(st: &mut State) -> CheckResult {
 
     match simple(conn, &GemGetAperture::default()) {
         Ok((0, a)) => {
-            info(format!("GEM_GET_APERTURE: size {} MiB available {} MiB", a.aper_size >> 20, a.aper_available_size >> 20));
+            info(format!(
+                "GEM_GET_APERTURE: size {} MiB available {} MiB",
+                a.aper_size >> 20,
+                a.aper_available_size >> 20
+            ));
             if a.aper_size == 0 {
                 errs.push("GEM_GET_APERTURE: aper_size 0".into());
             }
@@ -654,7 +659,12 @@ fn check_ioctl_simple(st: &mut State) -> CheckResult {
                 Ok((ret, _)) => errs.push(format!("CONTEXT_GETPARAM PRIORITY: ret {} ({})", ret, errno_name(ret))),
                 Err(e) => errs.push(e),
             }
-            let sp = GemContextSetparam(GemContextParam { ctx_id: ctx, size: 0, param: I915_CONTEXT_PARAM_PRIORITY, value: 1 });
+            let sp = GemContextSetparam(GemContextParam {
+                ctx_id: ctx,
+                size: 0,
+                param: I915_CONTEXT_PARAM_PRIORITY,
+                value: 1,
+            });
             match simple(conn, &sp) {
                 Ok((ret, _)) => {
                     info(format!("CONTEXT_SETPARAM PRIORITY=1: ret {} ({})", ret, errno_name(ret)));
@@ -811,7 +821,8 @@ fn check_context_create(st: &mut State) -> CheckResult {
         ctx
     ));
     let conn = st.conn()?;
-    let gp = GemContextGetparam(GemContextParam { ctx_id: ctx, size: 0, param: I915_CONTEXT_PARAM_RECOVERABLE, value: 0 });
+    let gp =
+        GemContextGetparam(GemContextParam { ctx_id: ctx, size: 0, param: I915_CONTEXT_PARAM_RECOVERABLE, value: 0 });
     let (ret, out) = simple(conn, &gp)?;
     expect_ret("CONTEXT_GETPARAM RECOVERABLE", ret, 0)?;
     if out.0.value != 0 {
@@ -897,7 +908,12 @@ fn check_execbuffer(st: &mut State) -> CheckResult {
             let len = write_batch(st, batch3, &b3)?;
             match run_exec(st, ctx, idx, &[(target, true), (batch3, false)], len, EXEC_TIMEOUT) {
                 Ok((ret, _)) => {
-                    info(format!("EXECBUFFER2 MI_FLUSH_DW on bcs0 (engine index {}, ring {}): ret {}", idx, idx + 1, ret));
+                    info(format!(
+                        "EXECBUFFER2 MI_FLUSH_DW on bcs0 (engine index {}, ring {}): ret {}",
+                        idx,
+                        idx + 1,
+                        ret
+                    ));
                     if let Err(e) = expect_ret("EXECBUFFER2 (blitter)", ret, 0) {
                         errs.push(e);
                     }
@@ -961,12 +977,7 @@ fn hang_ban_inner(st: &mut State, ctx: u32) -> CheckResult {
     let start = Instant::now();
     let (ret, waited) = run_exec(st, ctx, 0, &[(hang, false)], len, timeout)
         .map_err(|e| format!("hung batch: {} (the host must declare a hang)", e))?;
-    info(format!(
-        "hung batch on ctx {}: ret {}, out-fence signalled after {:.2} s",
-        ctx,
-        ret,
-        waited.as_secs_f64()
-    ));
+    info(format!("hung batch on ctx {}: ret {}, out-fence signalled after {:.2} s", ctx, ret, waited.as_secs_f64()));
     expect_ret("EXECBUFFER2 (hanging batch submission)", ret, 0)?;
     let mut errs = Vec::new();
     if start.elapsed() > HANG_EXPECTED {
@@ -1063,17 +1074,12 @@ fn check_rejected_ccmd(st: &mut State) -> CheckResult {
 fn check_teardown(st: &mut State) -> CheckResult {
     st.ensure_conn()?;
     let mut errs = Vec::new();
-    let conn = st.conn.take().ok_or("no connection")?;
+    let mut conn = st.conn.take().ok_or("no connection")?;
     if let Some(c) = st.exec_ctx.take() {
-        let mut conn = conn;
         if let Err(e) = destroy_context(&mut conn, c.ctx_id) {
             errs.push(e);
         }
-        st.conn = Some(conn);
-    } else {
-        st.conn = Some(conn);
     }
-    let conn = st.conn.take().ok_or("no connection")?;
     let n = st.bos.len();
     for g in st.bos.drain(..) {
         if let Err(e) = g.bo.close(&conn) {
@@ -1087,7 +1093,8 @@ fn check_teardown(st: &mut State) -> CheckResult {
     }
 
     // Reopen: a fresh context and shmem, GETPARAM works again.
-    match open_device(&st.opts.device).and_then(|d| Connection::init(d, Some(DEBUG_NAME), st.opts.verbose).map_err(e2s)) {
+    match open_device(&st.opts.device).and_then(|d| Connection::init(d, Some(DEBUG_NAME), st.opts.verbose).map_err(e2s))
+    {
         Ok(mut c) => {
             if c.rsp_mem_offset != 16 || c.initial_seqno != 0 {
                 errs.push(format!("reopened shmem: rsp_mem_offset {} seqno {}", c.rsp_mem_offset, c.initial_seqno));
@@ -1144,15 +1151,14 @@ fn main() {
     };
     let (mut passed, mut failed) = (0, 0);
     for c in selected {
-        let r = catch_unwind(AssertUnwindSafe(|| (c.run)(&mut st)))
-            .unwrap_or_else(|p| {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown".into());
-                Err(format!("internal error (panic): {}", msg))
-            });
+        let r = catch_unwind(AssertUnwindSafe(|| (c.run)(&mut st))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into());
+            Err(format!("internal error (panic): {}", msg))
+        });
         match r {
             Ok(()) => {
                 passed += 1;

@@ -109,13 +109,7 @@ impl Batch {
     }
     /// MI_FLUSH_DW with a post-sync immediate qword write.
     pub fn flush_dw_store_imm(&mut self, addr: u64, v: u64) -> &mut Self {
-        self.dw.extend_from_slice(&[
-            MI_FLUSH_DW | MI_FLUSH_DW_OP_STORE_IMM,
-            lo(addr),
-            hi(addr),
-            lo(v),
-            hi(v),
-        ]);
+        self.dw.extend_from_slice(&[MI_FLUSH_DW | MI_FLUSH_DW_OP_STORE_IMM, lo(addr), hi(addr), lo(v), hi(v)]);
         self
     }
     pub fn copy_mem_mem(&mut self, dst: u64, src: u64) -> &mut Self {
@@ -148,7 +142,7 @@ impl Batch {
     /// `batch_len` to be 8-byte aligned).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut d = self.dw.clone();
-        if d.len() % 2 != 0 {
+        if !d.len().is_multiple_of(2) {
             d.push(MI_NOOP);
         }
         d.iter().flat_map(|x| x.to_le_bytes()).collect()

@@ -96,7 +96,10 @@ pub fn get_i32(b: &[u8], off: usize) -> Option<i32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// The host wrote fewer bytes than the fields we need (`rsp.len`).
-    Short { need: usize, got: usize },
+    Short {
+        need: usize,
+        got: usize,
+    },
     Invalid(String),
 }
 
@@ -162,12 +165,7 @@ impl CcmdHdr {
         put_u32(b, 12, self.rsp_off);
     }
     pub fn read(b: &[u8]) -> Option<CcmdHdr> {
-        Some(CcmdHdr {
-            cmd: get_u32(b, 0)?,
-            len: get_u32(b, 4)?,
-            seqno: get_u32(b, 8)?,
-            rsp_off: get_u32(b, 12)?,
-        })
+        Some(CcmdHdr { cmd: get_u32(b, 0)?, len: get_u32(b, 4)?, seqno: get_u32(b, 8)?, rsp_off: get_u32(b, 12)? })
     }
 }
 
@@ -218,7 +216,7 @@ impl IoctlSimpleReq {
                 ioc_size(self.ioctl)
             ));
         }
-        if self.payload.len() > IOCTL_SIMPLE_MAX_PAYLOAD || (24 + self.payload.len()) % CCMD_ALIGN != 0 {
+        if self.payload.len() > IOCTL_SIMPLE_MAX_PAYLOAD || !(24 + self.payload.len()).is_multiple_of(CCMD_ALIGN) {
             return Err(format!("payload size {} not encodable", self.payload.len()));
         }
         Ok(())
@@ -393,7 +391,7 @@ pub struct GemCreateExtReq {
 impl GemCreateExtReq {
     /// `len` must equal `40 + ext_size` exactly and be a multiple of 4.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ext.len() % CCMD_ALIGN != 0 {
+        if !self.ext.len().is_multiple_of(CCMD_ALIGN) {
             return Err(format!("extension chain of {} bytes is not 4-byte aligned", self.ext.len()));
         }
         Ok(())
@@ -433,7 +431,7 @@ pub struct GemContextCreateReq {
 
 impl GemContextCreateReq {
     pub fn validate(&self) -> Result<(), String> {
-        if self.params.len() % CCMD_ALIGN != 0 {
+        if !self.params.len().is_multiple_of(CCMD_ALIGN) {
             return Err("params not 4-byte aligned".into());
         }
         if self.flags & crate::i915::I915_CONTEXT_CREATE_FLAGS_USE_EXTENSIONS != 0 && self.params.is_empty() {
@@ -808,12 +806,12 @@ mod tests {
 
     #[test]
     fn sentinel_offsets_inside_response() {
-        assert!(<GetparamRsp as Response>::RET_OFFSET + 4 <= 16);
-        assert!(<Execbuffer2Rsp as Response>::RET_OFFSET + 4 <= 8);
-        assert!(<IoctlSimpleRsp as Response>::RET_OFFSET + 4 <= 8);
-        assert!(<QueryparamRsp as Response>::RET_OFFSET + 4 <= 16);
-        assert!(<GemBusyRsp as Response>::RET_OFFSET + 4 <= 16);
-        assert!(<GemContextCreateRsp as Response>::RET_OFFSET + 4 <= 16);
+        const { assert!(<GetparamRsp as Response>::RET_OFFSET + 4 <= 16) };
+        const { assert!(<Execbuffer2Rsp as Response>::RET_OFFSET + 4 <= 8) };
+        const { assert!(<IoctlSimpleRsp as Response>::RET_OFFSET + 4 <= 8) };
+        const { assert!(<QueryparamRsp as Response>::RET_OFFSET + 4 <= 16) };
+        const { assert!(<GemBusyRsp as Response>::RET_OFFSET + 4 <= 16) };
+        const { assert!(<GemContextCreateRsp as Response>::RET_OFFSET + 4 <= 16) };
     }
 
     #[test]

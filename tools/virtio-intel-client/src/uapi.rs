@@ -214,41 +214,23 @@ pub struct DrmVirtgpuContextInit {
 }
 const _: () = assert!(size_of::<DrmVirtgpuContextInit>() == 16);
 
-pub const DRM_IOCTL_VIRTGPU_MAP: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_MAP,
-    size_of::<DrmVirtgpuMap>(),
-);
-pub const DRM_IOCTL_VIRTGPU_EXECBUFFER: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_EXECBUFFER,
-    size_of::<DrmVirtgpuExecbuffer>(),
-);
-pub const DRM_IOCTL_VIRTGPU_GETPARAM: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_GETPARAM,
-    size_of::<DrmVirtgpuGetparam>(),
-);
-pub const DRM_IOCTL_VIRTGPU_WAIT: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_WAIT,
-    size_of::<DrmVirtgpu3dWait>(),
-);
-pub const DRM_IOCTL_VIRTGPU_GET_CAPS: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_GET_CAPS,
-    size_of::<DrmVirtgpuGetCaps>(),
-);
+pub const DRM_IOCTL_VIRTGPU_MAP: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_MAP, size_of::<DrmVirtgpuMap>());
+pub const DRM_IOCTL_VIRTGPU_EXECBUFFER: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_EXECBUFFER, size_of::<DrmVirtgpuExecbuffer>());
+pub const DRM_IOCTL_VIRTGPU_GETPARAM: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_GETPARAM, size_of::<DrmVirtgpuGetparam>());
+pub const DRM_IOCTL_VIRTGPU_WAIT: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_WAIT, size_of::<DrmVirtgpu3dWait>());
+pub const DRM_IOCTL_VIRTGPU_GET_CAPS: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_GET_CAPS, size_of::<DrmVirtgpuGetCaps>());
 pub const DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB: u32 = iowr(
     DRM_IOCTL_BASE,
     DRM_COMMAND_BASE + DRM_VIRTGPU_RESOURCE_CREATE_BLOB,
     size_of::<DrmVirtgpuResourceCreateBlob>(),
 );
-pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u32 = iowr(
-    DRM_IOCTL_BASE,
-    DRM_COMMAND_BASE + DRM_VIRTGPU_CONTEXT_INIT,
-    size_of::<DrmVirtgpuContextInit>(),
-);
+pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u32 =
+    iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_VIRTGPU_CONTEXT_INIT, size_of::<DrmVirtgpuContextInit>());
 
 /// Issue an ioctl, retrying on EINTR/EAGAIN like libdrm's `drmIoctl`.
 ///

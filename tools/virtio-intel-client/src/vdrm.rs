@@ -3,8 +3,8 @@
 //! ccmds (one ccmd per ring-0 fenced SUBMIT_3D, errata §A.2/§A.3 rules).
 
 use crate::proto::{
-    self, seqno_before, slot_size, CcmdHdr, DecodeError, Execbuffer2Req, Execbuffer2Rsp, Request,
-    Response, RSP_SENTINEL, SHMEM_BANNED_CTX_MASK_OFF, SHMEM_RSP_MEM_OFFSET_OFF, SHMEM_SEQNO_OFF,
+    self, seqno_before, slot_size, CcmdHdr, DecodeError, Execbuffer2Req, Execbuffer2Rsp, Request, Response,
+    RSP_SENTINEL, SHMEM_BANNED_CTX_MASK_OFF, SHMEM_RSP_MEM_OFFSET_OFF, SHMEM_SEQNO_OFF,
 };
 use crate::uapi::*;
 use std::ffi::CString;
@@ -29,15 +29,33 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub enum Error {
     /// A syscall/ioctl failed.
-    Sys { what: String, err: io::Error },
+    Sys {
+        what: String,
+        err: io::Error,
+    },
     /// A fence did not signal in time.
-    Timeout { what: String, after: Duration },
+    Timeout {
+        what: String,
+        after: Duration,
+    },
     /// The host did not publish this ccmd's seqno: it was rejected with a
     /// protocol error (no response, rest of the SUBMIT_3D dropped).
-    Rejected { what: &'static str, seqno: u32, shmem_seqno: u32, sentinel_intact: Option<bool> },
+    Rejected {
+        what: &'static str,
+        seqno: u32,
+        shmem_seqno: u32,
+        sentinel_intact: Option<bool>,
+    },
     /// The seqno moved past ours but our slot still holds the sentinel.
-    NotExecuted { what: &'static str, seqno: u32, shmem_seqno: u32 },
-    Decode { what: &'static str, err: DecodeError },
+    NotExecuted {
+        what: &'static str,
+        seqno: u32,
+        shmem_seqno: u32,
+    },
+    Decode {
+        what: &'static str,
+        err: DecodeError,
+    },
     Invalid(String),
 }
 
@@ -106,10 +124,7 @@ impl SlotAllocator {
     }
 
     fn overlapping(&self, off: u32, size: u32) -> Option<(u32, u32)> {
-        self.live
-            .iter()
-            .copied()
-            .find(|&(o, s)| off < o + s && o < off + size)
+        self.live.iter().copied().find(|&(o, s)| off < o + s && o < off + size)
     }
 
     pub fn alloc(&mut self, size: u32) -> Option<u32> {
@@ -314,19 +329,18 @@ impl Connection {
             DrmVirtgpuContextSetParam { param: VIRTGPU_CONTEXT_PARAM_NUM_RINGS, value: NUM_RINGS },
         ];
         if let Some(n) = &name_c {
-            params.push(DrmVirtgpuContextSetParam { param: VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, value: n.as_ptr() as u64 });
+            params
+                .push(DrmVirtgpuContextSetParam { param: VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, value: n.as_ptr() as u64 });
         }
-        let mut init = DrmVirtgpuContextInit {
-            num_params: params.len() as u32,
-            pad: 0,
-            ctx_set_params: params.as_ptr() as u64,
-        };
+        let mut init =
+            DrmVirtgpuContextInit { num_params: params.len() as u32, pad: 0, ctx_set_params: params.as_ptr() as u64 };
         // SAFETY: params (and the name string) outlive the call.
         unsafe { ioctl(dev.raw(), DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &mut init) }
             .map_err(|e| sys("VIRTGPU_CONTEXT_INIT(capset 6, 64 rings)", e))?;
 
-        let (handle, res_id) = create_blob_raw(&dev, VIRTGPU_BLOB_MEM_HOST3D, VIRTGPU_BLOB_FLAG_USE_MAPPABLE, SHMEM_SIZE, 0, &[])
-            .map_err(|e| prefix(e, "shmem blob"))?;
+        let (handle, res_id) =
+            create_blob_raw(&dev, VIRTGPU_BLOB_MEM_HOST3D, VIRTGPU_BLOB_FLAG_USE_MAPPABLE, SHMEM_SIZE, 0, &[])
+                .map_err(|e| prefix(e, "shmem blob"))?;
         let ptr = map_raw(&dev, handle, SHMEM_SIZE).map_err(|e| prefix(e, "shmem blob"))?;
         let shmem = Mapping { ptr, len: SHMEM_SIZE as usize };
 
@@ -349,7 +363,7 @@ impl Connection {
         c.rsp_mem_offset = c.shmem_u32(SHMEM_RSP_MEM_OFFSET_OFF).load(Ordering::Acquire);
         c.initial_seqno = c.shmem_seqno();
         let off = c.rsp_mem_offset;
-        if off < 8 || off % 4 != 0 || off as u64 + 64 > SHMEM_SIZE {
+        if off < 8 || !off.is_multiple_of(4) || off as u64 + 64 > SHMEM_SIZE {
             return Err(Error::Invalid(format!(
                 "shmem rsp_mem_offset = {} (expected 16): the host did not set up an i915 shmem",
                 off
@@ -440,9 +454,10 @@ impl Connection {
         if cap == 0 {
             return Ok(None);
         }
-        let off = self.slots.alloc(cap).ok_or_else(|| {
-            Error::Invalid(format!("{}: no room for a {}-byte response slot", R::NAME, cap))
-        })?;
+        let off = self
+            .slots
+            .alloc(cap)
+            .ok_or_else(|| Error::Invalid(format!("{}: no room for a {}-byte response slot", R::NAME, cap)))?;
         self.prefill(off, cap, R::Response::RET_OFFSET);
         Ok(Some((off, cap)))
     }
@@ -464,7 +479,13 @@ impl Connection {
     }
 
     /// EXECBUFFER ioctl carrying `cmd` as one SUBMIT_3D.
-    pub fn submit(&self, cmd: &[u8], ring: Option<u32>, fence_out: bool, bo_handles: &[u32]) -> Result<Option<OwnedFd>> {
+    pub fn submit(
+        &self,
+        cmd: &[u8],
+        ring: Option<u32>,
+        fence_out: bool,
+        bo_handles: &[u32],
+    ) -> Result<Option<OwnedFd>> {
         let mut eb = DrmVirtgpuExecbuffer {
             size: cmd.len() as u32,
             command: cmd.as_ptr() as u64,
@@ -497,33 +518,20 @@ impl Connection {
 
     /// Check the outcome of a ccmd whose SUBMIT_3D has been processed.
     fn collect<R: Response>(&self, what: &'static str, seqno: u32, slot: Option<(u32, u32)>) -> Result<R> {
+        // Acquire: everything the host copied before publishing is visible.
         let cur = self.shmem_seqno();
-        if seqno_before(cur, seqno) {
-            let sentinel_intact = slot.map(|(off, cap)| {
-                self.read_area_u32(off) == cap
-                    && self.read_area_u32(off + R::RET_OFFSET as u32) as i32 == RSP_SENTINEL
-            });
-            return Err(Error::Rejected { what, seqno, shmem_seqno: cur, sentinel_intact });
-        }
-        let Some((off, cap)) = slot else {
-            return R::decode(&[]).map_err(|err| Error::Decode { what, err });
-        };
-        let len = self.read_area_u32(off);
-        let ret = self.read_area_u32(off + R::RET_OFFSET as u32) as i32;
-        if len as usize >= R::RET_OFFSET + 4 && ret == RSP_SENTINEL {
-            return Err(Error::NotExecuted { what, seqno, shmem_seqno: cur });
-        }
-        let n = len.min(cap);
-        let mut buf = vec![0u8; n as usize];
-        for i in (0..n).step_by(4) {
-            let v = self.read_area_u32(off + i).to_le_bytes();
-            let m = ((n - i) as usize).min(4);
-            buf[i as usize..i as usize + m].copy_from_slice(&v[..m]);
-        }
+        let bytes = slot.map(|(off, cap)| {
+            let mut b = Vec::with_capacity(cap as usize);
+            for i in (0..cap).step_by(4) {
+                b.extend_from_slice(&self.read_area_u32(off + i).to_le_bytes());
+            }
+            b
+        });
         if self.verbose {
-            eprintln!("# <- {} seqno {} rsp.len {} (shmem seqno {})", what, seqno, len, cur);
+            let len = bytes.as_deref().and_then(|b| proto::get_u32(b, 0));
+            eprintln!("# <- {} seqno {} rsp.len {:?} (shmem seqno {})", what, seqno, len, cur);
         }
-        R::decode(&buf).map_err(|err| Error::Decode { what, err })
+        evaluate::<R>(what, cur, seqno, bytes.as_deref())
     }
 
     /// Synchronous ccmd: one ccmd per ring-0 fenced SUBMIT_3D, wait on the
@@ -619,14 +627,16 @@ impl Connection {
     pub fn gem_close(&self, handle: u32) -> Result<()> {
         let mut c = DrmGemClose { handle, pad: 0 };
         // SAFETY: plain struct argument.
-        unsafe { ioctl(self.raw_fd(), DRM_IOCTL_GEM_CLOSE, &mut c) }.map_err(|e| sys(format!("GEM_CLOSE({})", handle), e))
+        unsafe { ioctl(self.raw_fd(), DRM_IOCTL_GEM_CLOSE, &mut c) }
+            .map_err(|e| sys(format!("GEM_CLOSE({})", handle), e))
     }
 
     /// DRM_IOCTL_VIRTGPU_WAIT on a BO (implicit fences in its dma-resv).
     pub fn virtgpu_wait(&self, handle: u32, nowait: bool) -> Result<()> {
         let mut w = DrmVirtgpu3dWait { handle, flags: if nowait { VIRTGPU_WAIT_NOWAIT } else { 0 } };
         // SAFETY: plain struct argument.
-        unsafe { ioctl(self.raw_fd(), DRM_IOCTL_VIRTGPU_WAIT, &mut w) }.map_err(|e| sys(format!("VIRTGPU_WAIT({})", handle), e))
+        unsafe { ioctl(self.raw_fd(), DRM_IOCTL_VIRTGPU_WAIT, &mut w) }
+            .map_err(|e| sys(format!("VIRTGPU_WAIT({})", handle), e))
     }
 
     /// Orderly teardown: unmap and close the shmem handle, then close the fd.
@@ -637,6 +647,27 @@ impl Connection {
         drop(self);
         r
     }
+}
+
+/// Decide the outcome of a ccmd from the published seqno and a copy of its
+/// response slot (`slot` = the whole slot, `cap` bytes, as read after the
+/// acquire load of `shmem.seqno`; `None` for no-response ccmds).
+pub fn evaluate<R: Response>(what: &'static str, shmem_seqno: u32, seqno: u32, slot: Option<&[u8]>) -> Result<R> {
+    let ret_at = |b: &[u8]| proto::get_i32(b, R::RET_OFFSET);
+    if seqno_before(shmem_seqno, seqno) {
+        let sentinel_intact =
+            slot.map(|b| proto::get_u32(b, 0) == Some(b.len() as u32) && ret_at(b) == Some(RSP_SENTINEL));
+        return Err(Error::Rejected { what, seqno, shmem_seqno, sentinel_intact });
+    }
+    let Some(b) = slot else {
+        return R::decode(&[]).map_err(|err| Error::Decode { what, err });
+    };
+    let len = proto::get_u32(b, 0).unwrap_or(0) as usize;
+    if len >= R::RET_OFFSET + 4 && ret_at(b) == Some(RSP_SENTINEL) {
+        return Err(Error::NotExecuted { what, seqno, shmem_seqno });
+    }
+    let n = len.min(b.len());
+    R::decode(&b[..n]).map_err(|err| Error::Decode { what, err })
 }
 
 fn prefix(e: Error, p: &str) -> Error {
@@ -666,7 +697,8 @@ fn create_blob_raw(dev: &Device, blob_mem: u32, flags: u32, size: u64, blob_id: 
 fn map_raw(dev: &Device, handle: u32, size: u64) -> Result<*mut u8> {
     let mut m = DrmVirtgpuMap { handle, ..Default::default() };
     // SAFETY: plain struct argument.
-    unsafe { ioctl(dev.raw(), DRM_IOCTL_VIRTGPU_MAP, &mut m) }.map_err(|e| sys(format!("VIRTGPU_MAP({})", handle), e))?;
+    unsafe { ioctl(dev.raw(), DRM_IOCTL_VIRTGPU_MAP, &mut m) }
+        .map_err(|e| sys(format!("VIRTGPU_MAP({})", handle), e))?;
     // SAFETY: mapping a DRM fake offset of our own fd; checked below.
     let p = unsafe {
         libc::mmap(
@@ -750,7 +782,7 @@ mod tests {
         let mut x: u32 = 12345;
         for _ in 0..5000 {
             x = x.wrapping_mul(1103515245).wrapping_add(12345);
-            if live.len() > 6 || (x >> 16) % 3 == 0 {
+            if live.len() > 6 || (x >> 16).is_multiple_of(3) {
                 if !live.is_empty() {
                     let i = (x as usize >> 8) % live.len();
                     a.free(live.swap_remove(i));
@@ -763,6 +795,51 @@ mod tests {
             }
             no_overlap(&a);
         }
+    }
+
+    fn slot(cap: usize, len: u32, ret_off: usize, ret: i32) -> Vec<u8> {
+        let mut b = vec![0u8; cap];
+        b[0..4].copy_from_slice(&len.to_le_bytes());
+        b[ret_off..ret_off + 4].copy_from_slice(&ret.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn evaluate_success_and_errors() {
+        use crate::proto::{GetparamRsp, NoResponse};
+        // Executed: host wrote len 16, ret 0, value 0x9a49.
+        let mut b = slot(16, 16, 8, 0);
+        b[12..16].copy_from_slice(&0x9a49u32.to_le_bytes());
+        let r = evaluate::<GetparamRsp>("GETPARAM", 5, 5, Some(&b)).unwrap();
+        assert_eq!(r, GetparamRsp { ret: 0, value: 0x9a49 });
+        // Executed with an errno.
+        let b = slot(16, 16, 8, 22);
+        assert_eq!(evaluate::<GetparamRsp>("GETPARAM", 5, 5, Some(&b)).unwrap().ret, 22);
+        // Rejected: seqno not published, sentinel intact (pre-filled slot).
+        let b = slot(16, 16, 8, RSP_SENTINEL);
+        match evaluate::<GetparamRsp>("GETPARAM", 4, 5, Some(&b)) {
+            Err(Error::Rejected { sentinel_intact: Some(true), shmem_seqno: 4, seqno: 5, .. }) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Rejected across the u32 wrap.
+        match evaluate::<GetparamRsp>("GETPARAM", u32::MAX, 0, Some(&b)) {
+            Err(Error::Rejected { .. }) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Seqno moved past ours but our slot was never written.
+        match evaluate::<GetparamRsp>("GETPARAM", 9, 5, Some(&b)) {
+            Err(Error::NotExecuted { .. }) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Short response from an older host.
+        let b = slot(16, 8, 8, RSP_SENTINEL);
+        assert!(matches!(evaluate::<GetparamRsp>("GETPARAM", 5, 5, Some(&b)), Err(Error::Decode { .. })));
+        // No-response ccmds: only the seqno matters.
+        assert!(evaluate::<NoResponse>("SET_MMAP_MODE", 7, 7, None).is_ok());
+        assert!(matches!(
+            evaluate::<NoResponse>("SET_MMAP_MODE", 6, 7, None),
+            Err(Error::Rejected { sentinel_intact: None, .. })
+        ));
     }
 
     #[test]
