@@ -81,6 +81,12 @@ static RSP_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 type CcmdResult = Result<(), i32>;
 
+/// Decodes a request from its private copy (whose header names the same ccmd).
+fn decode<R: Request>(b: &[u8]) -> R {
+    debug_assert_eq!(rd32(b, 0), R::ID as u32);
+    R::decode(b)
+}
+
 impl NativeCtx {
     pub(crate) fn new(id: u32, dev: Arc<swi915::Device>) -> NativeCtx {
         NativeCtx {
@@ -143,7 +149,11 @@ impl NativeCtx {
         while buf.len() - off >= CCMD_HDR_SIZE {
             let rest = &buf[off..];
             let hdr = CcmdHdr::decode(rest);
-            if hdr.len as usize > rest.len() || hdr.len < 16 || hdr.len % 4 != 0 || hdr.rsp_off % 4 != 0 {
+            if hdr.len as usize > rest.len()
+                || hdr.len < 16
+                || !hdr.len.is_multiple_of(4)
+                || !hdr.rsp_off.is_multiple_of(4)
+            {
                 crate::log::violation(&format!(
                     "ctx {}: bad ccmd framing (cmd {} len {} rsp_off {} with {} bytes left); rest of the submit dropped",
                     self.id, hdr.cmd, hdr.len, hdr.rsp_off, rest.len()
@@ -151,7 +161,10 @@ impl NativeCtx {
                 return -libc::EINVAL;
             }
             let Some(id) = CcmdId::from_u32(hdr.cmd) else {
-                crate::log::violation(&format!("ctx {}: unknown ccmd {}; rest of the submit dropped", self.id, hdr.cmd));
+                crate::log::violation(&format!(
+                    "ctx {}: unknown ccmd {}; rest of the submit dropped",
+                    self.id, hdr.cmd
+                ));
                 return -libc::EINVAL;
             };
             let len = hdr.len as usize;
@@ -187,7 +200,12 @@ impl NativeCtx {
         };
         let produces = matches!(
             id,
-            CcmdId::IoctlSimple | CcmdId::Getparam | CcmdId::Queryparam | CcmdId::GemContextCreate | CcmdId::GemExecbuffer2 | CcmdId::GemBusy
+            CcmdId::IoctlSimple
+                | CcmdId::Getparam
+                | CcmdId::Queryparam
+                | CcmdId::GemContextCreate
+                | CcmdId::GemExecbuffer2
+                | CcmdId::GemBusy
         );
         let slot = area_base() + u64::from(hdr.rsp_off);
         if !produces {
@@ -234,15 +252,15 @@ impl NativeCtx {
 
     fn dispatch(&mut self, id: CcmdId, hdr: &CcmdHdr, b: &[u8], res: &mut dyn ResourceView) -> CcmdResult {
         match id {
-            CcmdId::IoctlSimple => self.ioctl_simple(hdr, IoctlSimpleReq::decode(b)),
-            CcmdId::Getparam => self.getparam(hdr, GetparamReq::decode(b)),
-            CcmdId::Queryparam => self.queryparam(hdr, QueryparamReq::decode(b)),
-            CcmdId::GemCreate => self.gem_create(GemCreateReq::decode(b)),
-            CcmdId::GemCreateExt => self.gem_create_ext(hdr, GemCreateExtReq::decode(b)),
-            CcmdId::GemContextCreate => self.context_create(hdr, GemContextCreateReq::decode(b)),
-            CcmdId::GemExecbuffer2 => self.execbuffer(hdr, ExecbufReq::decode(b)),
-            CcmdId::GemSetMmapMode => self.set_mmap_mode(SetMmapModeReq::decode(b), res),
-            CcmdId::GemBusy => self.busy(hdr, GemBusyReq::decode(b)),
+            CcmdId::IoctlSimple => self.ioctl_simple(hdr, decode::<IoctlSimpleReq>(b)),
+            CcmdId::Getparam => self.getparam(hdr, decode::<GetparamReq>(b)),
+            CcmdId::Queryparam => self.queryparam(hdr, decode::<QueryparamReq>(b)),
+            CcmdId::GemCreate => self.gem_create(decode::<GemCreateReq>(b)),
+            CcmdId::GemCreateExt => self.gem_create_ext(hdr, decode::<GemCreateExtReq>(b)),
+            CcmdId::GemContextCreate => self.context_create(hdr, decode::<GemContextCreateReq>(b)),
+            CcmdId::GemExecbuffer2 => self.execbuffer(hdr, decode::<ExecbufReq>(b)),
+            CcmdId::GemSetMmapMode => self.set_mmap_mode(decode::<SetMmapModeReq>(b), res),
+            CcmdId::GemBusy => self.busy(hdr, decode::<GemBusyReq>(b)),
         }
     }
 
@@ -295,8 +313,13 @@ impl NativeCtx {
         }
         if matches!(r.cmd, IOCTL_CONTEXT_GETPARAM | IOCTL_CONTEXT_SETPARAM) {
             let param = rd64(&p, 8);
-            if ![swi915::CONTEXT_PARAM_GTT_SIZE, swi915::CONTEXT_PARAM_PRIORITY, swi915::CONTEXT_PARAM_RECOVERABLE, swi915::CONTEXT_PARAM_VM]
-                .contains(&param)
+            if ![
+                swi915::CONTEXT_PARAM_GTT_SIZE,
+                swi915::CONTEXT_PARAM_PRIORITY,
+                swi915::CONTEXT_PARAM_RECOVERABLE,
+                swi915::CONTEXT_PARAM_VM,
+            ]
+            .contains(&param)
             {
                 crate::log::violation(&format!("IOCTL_SIMPLE: context param {param} is not allowed by the host"));
                 return Err(libc::EINVAL);
@@ -500,7 +523,7 @@ impl NativeCtx {
                 self.fill(&ContextCreateRsp { ret: libc::EPERM, ctx_id: 0 });
                 return Ok(());
             }
-            if size % 4 != 0 || size > 128 || rest.len() < SETPARAM_EXT_SIZE + size as usize {
+            if !size.is_multiple_of(4) || size > 128 || rest.len() < SETPARAM_EXT_SIZE + size as usize {
                 crate::log::violation(&format!("GEM_CONTEXT_CREATE: bad inline size {size} for param {param}"));
                 return Err(-libc::EINVAL);
             }
@@ -545,7 +568,11 @@ impl NativeCtx {
             return Err(-libc::EINVAL);
         }
         self.reserve(hdr, 8)?;
-        let guest_only = swi915::EXEC_FENCE_IN | swi915::EXEC_FENCE_SUBMIT | swi915::EXEC_FENCE_ARRAY | swi915::EXEC_USE_EXTENSIONS | swi915::EXEC_FENCE_OUT;
+        let guest_only = swi915::EXEC_FENCE_IN
+            | swi915::EXEC_FENCE_SUBMIT
+            | swi915::EXEC_FENCE_ARRAY
+            | swi915::EXEC_USE_EXTENSIONS
+            | swi915::EXEC_FENCE_OUT;
         if r.flags & guest_only != 0 {
             crate::log::violation(&format!(
                 "GEM_EXECBUFFER2 flags {:#x} carry fence/extension bits the host cannot honour",

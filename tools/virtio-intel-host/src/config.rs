@@ -92,9 +92,7 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 /// The process-wide configuration (read from the environment on first use).
 pub(crate) fn get() -> &'static Config {
     CONFIG.get_or_init(|| {
-        let (c, warnings) = Config::from_vars(
-            std::env::vars().filter(|(k, _)| k.starts_with("VIRTIO_INTEL_HOST_")),
-        );
+        let (c, warnings) = Config::from_vars(std::env::vars().filter(|(k, _)| k.starts_with("VIRTIO_INTEL_HOST_")));
         for w in warnings {
             crate::log::warn(&w);
         }

@@ -33,9 +33,6 @@ pub(crate) struct Fault(pub(crate) u64);
 pub(crate) trait GpuMemory {
     fn read_u32(&self, va: u64) -> Result<u32, Fault>;
     fn write_u32(&self, va: u64, v: u32) -> Result<(), Fault>;
-    fn read_u64(&self, va: u64) -> Result<u64, Fault> {
-        Ok(u64::from(self.read_u32(va)?) | (u64::from(self.read_u32(va.wrapping_add(4))?) << 32))
-    }
     fn write_u64(&self, va: u64, v: u64) -> Result<(), Fault> {
         self.write_u32(va, v as u32)?;
         self.write_u32(va.wrapping_add(4), (v >> 32) as u32)
@@ -129,7 +126,7 @@ pub(crate) fn execute(mem: &dyn GpuMemory, eng: &mut Engine<'_>, start: u64, dea
     let mut commands: u64 = 0;
     loop {
         commands += 1;
-        if commands % 256 == 0 && Instant::now() >= deadline {
+        if commands.is_multiple_of(256) && Instant::now() >= deadline {
             return Outcome::Hang { at: ip };
         }
         let dw0 = match mem.read_u32(ip) {
@@ -297,11 +294,8 @@ pub(crate) mod tests {
     #[test]
     fn store_dword_and_qword() {
         let target = (BASE + 0x400) as u32;
-        let (o, m) = run(
-            &[SDI | 2, target, 0, 0xcafe, SDI | (1 << 21) | 3, target + 8, 0, 0x1111, 0x2222, END],
-            512,
-            1000,
-        );
+        let (o, m) =
+            run(&[SDI | 2, target, 0, 0xcafe, SDI | (1 << 21) | 3, target + 8, 0, 0x1111, 0x2222, END], 512, 1000);
         assert!(matches!(o, Outcome::Completed { .. }), "{o:?}");
         assert_eq!(m[0x100], 0xcafe);
         assert_eq!((m[0x102], m[0x103]), (0x1111, 0x2222));
@@ -354,13 +348,38 @@ pub(crate) mod tests {
     fn timestamps_registers_copies_and_post_sync() {
         let t = (BASE + 0x400) as u32;
         let cmds = [
-            (0x24 << 23) | 2, 0x2358, t, 0,                       // SRM timestamp low
-            (0x22 << 23) | 1, 0x2100, 0xabcd,                     // LRI
-            (0x24 << 23) | 2, 0x2100, t + 4, 0,                   // SRM of that register
-            (0x2e << 23) | 3, t + 8, 0, t + 4, 0,                 // MI_COPY_MEM_MEM
-            0x7a00_0004, 1 << 14, t + 16, 0, 0x55, 0x66,          // PIPE_CONTROL write imm
-            0x7a00_0004, 3 << 14, t + 24, 0, 0, 0,                // PIPE_CONTROL timestamp
-            (0x26 << 23) | (1 << 14) | 2, t + 32, 0, 0x77,        // MI_FLUSH_DW dword
+            (0x24 << 23) | 2,
+            0x2358,
+            t,
+            0, // SRM timestamp low
+            (0x22 << 23) | 1,
+            0x2100,
+            0xabcd, // LRI
+            (0x24 << 23) | 2,
+            0x2100,
+            t + 4,
+            0, // SRM of that register
+            (0x2e << 23) | 3,
+            t + 8,
+            0,
+            t + 4,
+            0, // MI_COPY_MEM_MEM
+            0x7a00_0004,
+            1 << 14,
+            t + 16,
+            0,
+            0x55,
+            0x66, // PIPE_CONTROL write imm
+            0x7a00_0004,
+            3 << 14,
+            t + 24,
+            0,
+            0,
+            0, // PIPE_CONTROL timestamp
+            (0x26 << 23) | (1 << 14) | 2,
+            t + 32,
+            0,
+            0x77, // MI_FLUSH_DW dword
             END,
         ];
         let (o, m) = run(&cmds, 512, 1000);

@@ -255,7 +255,12 @@ fn name_of(nlen: u32, name: *const c_char) -> String {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn virgl_renderer_context_create_with_flags(ctx_id: u32, flags: u32, nlen: u32, name: *const c_char) -> c_int {
+pub unsafe extern "C" fn virgl_renderer_context_create_with_flags(
+    ctx_id: u32,
+    flags: u32,
+    nlen: u32,
+    name: *const c_char,
+) -> c_int {
     let n = name_of(nlen, name);
     with_renderer("context_create_with_flags", -libc::EINVAL, |r| r.context_create(ctx_id, flags, &n))
 }
@@ -327,7 +332,11 @@ pub unsafe extern "C" fn virgl_renderer_resource_create_blob(args: *const VirglC
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn virgl_renderer_resource_create(args: *mut VirglResourceCreateArgs, iov: *mut libc::iovec, num_iovs: u32) -> c_int {
+pub unsafe extern "C" fn virgl_renderer_resource_create(
+    args: *mut VirglResourceCreateArgs,
+    iov: *mut libc::iovec,
+    num_iovs: u32,
+) -> c_int {
     with_renderer("resource_create", -libc::EINVAL, |r| {
         if args.is_null() {
             return -libc::EINVAL;
@@ -345,7 +354,11 @@ pub unsafe extern "C" fn virgl_renderer_resource_create(args: *mut VirglResource
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn virgl_renderer_resource_attach_iov(res: c_int, iov: *mut libc::iovec, num_iovs: c_int) -> c_int {
+pub unsafe extern "C" fn virgl_renderer_resource_attach_iov(
+    res: c_int,
+    iov: *mut libc::iovec,
+    num_iovs: c_int,
+) -> c_int {
     with_renderer("resource_attach_iov", -libc::EINVAL, |r| match r.resource_mut(res as u32) {
         Some(x) if x.iov.is_none() && num_iovs > 0 && !iov.is_null() => {
             x.iov = Some((iov as usize, num_iovs));
@@ -405,7 +418,7 @@ pub unsafe extern "C" fn virgl_renderer_resource_get_info_ext(res: c_int, _info:
 #[no_mangle]
 pub unsafe extern "C" fn virgl_renderer_resource_map_fixed(res: u32, addr: *mut c_void) -> c_int {
     with_renderer("resource_map_fixed", -libc::EINVAL, |r| {
-        if addr.is_null() || (addr as usize) % 4096 != 0 {
+        if addr.is_null() || !(addr as usize).is_multiple_of(4096) {
             return -libc::EINVAL;
         }
         // SAFETY: QEMU passes the blob's window inside its own hostmem reservation.

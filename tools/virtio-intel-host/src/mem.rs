@@ -64,7 +64,12 @@ impl SharedMem {
             if libc::ftruncate(fd.as_raw_fd(), off) != 0 {
                 return Err(MemError::Os(errno()));
             }
-            if libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) != 0 {
+            if libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+            ) != 0
+            {
                 return Err(MemError::Os(errno()));
             }
         }

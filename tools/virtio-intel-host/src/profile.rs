@@ -319,33 +319,13 @@ pub(crate) enum QueryReply {
 }
 
 const TGL_GT2_ENGINES: [Engine; 5] = [
-    Engine {
-        class: ENGINE_CLASS_RENDER,
-        instance: 0,
-        capabilities: 0,
-    },
-    Engine {
-        class: ENGINE_CLASS_COPY,
-        instance: 0,
-        capabilities: 0,
-    },
+    Engine { class: ENGINE_CLASS_RENDER, instance: 0, capabilities: 0 },
+    Engine { class: ENGINE_CLASS_COPY, instance: 0, capabilities: 0 },
     // Physical vcs0.
-    Engine {
-        class: ENGINE_CLASS_VIDEO,
-        instance: 0,
-        capabilities: CAP_VIDEO_HEVC | CAP_VIDEO_AND_ENHANCE_SFC,
-    },
+    Engine { class: ENGINE_CLASS_VIDEO, instance: 0, capabilities: CAP_VIDEO_HEVC | CAP_VIDEO_AND_ENHANCE_SFC },
     // Physical vcs2 (TGL has no vcs1): uabi instance 1, even physical id, so it has its own SFC.
-    Engine {
-        class: ENGINE_CLASS_VIDEO,
-        instance: 1,
-        capabilities: CAP_VIDEO_HEVC | CAP_VIDEO_AND_ENHANCE_SFC,
-    },
-    Engine {
-        class: ENGINE_CLASS_VIDEO_ENHANCE,
-        instance: 0,
-        capabilities: CAP_VIDEO_AND_ENHANCE_SFC,
-    },
+    Engine { class: ENGINE_CLASS_VIDEO, instance: 1, capabilities: CAP_VIDEO_HEVC | CAP_VIDEO_AND_ENHANCE_SFC },
+    Engine { class: ENGINE_CLASS_VIDEO_ENHANCE, instance: 0, capabilities: CAP_VIDEO_AND_ENHANCE_SFC },
 ];
 
 // Logical ids: render/copy/vebox are identity; video uses the {0,2,4,6,1,3,5,7}
@@ -412,15 +392,8 @@ static PROFILES: [&Profile; 1] = [&TGL_GT2];
 /// The profile selected by name (`VIRTIO_INTEL_HOST_PROFILE`, default "tgl-gt2").
 pub(crate) fn by_name(name: &str) -> Option<&'static Profile> {
     let name = name.trim();
-    let name = if name.is_empty() {
-        DEFAULT_PROFILE
-    } else {
-        name
-    };
-    PROFILES
-        .iter()
-        .copied()
-        .find(|p| p.name.eq_ignore_ascii_case(name))
+    let name = if name.is_empty() { DEFAULT_PROFILE } else { name };
+    PROFILES.iter().copied().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
 /// Names of all profiles, for error messages.
@@ -528,11 +501,7 @@ impl Profile {
                     return Err(errno::EINVAL);
                 }
                 // Only the first slice's subslices, as an int.
-                let first = if self.slice_mask & 1 != 0 {
-                    self.subslice_mask
-                } else {
-                    0
-                };
+                let first = if self.slice_mask & 1 != 0 { self.subslice_mask } else { 0 };
                 nonzero_or_enodev(first as i32)?
             }
             p::CS_TIMESTAMP_FREQUENCY => self.cs_timestamp_frequency as i32,
@@ -593,9 +562,10 @@ impl Profile {
                 let class = (flags & 0xffff) as u16;
                 let instance = (flags >> 16) as u16;
                 // i915 looks the engine up with u8-truncated class/instance.
-                let found = self.engines.iter().find(|e| {
-                    e.class == u16::from(class as u8) && e.instance == u16::from(instance as u8)
-                });
+                let found = self
+                    .engines
+                    .iter()
+                    .find(|e| e.class == u16::from(class as u8) && e.instance == u16::from(instance as u8));
                 match found {
                     Some(e) if e.class == ENGINE_CLASS_RENDER => self.topology_blob(),
                     _ => Err(-errno::EINVAL),
@@ -667,19 +637,13 @@ impl Profile {
             Some(h) => h,
             None => return Ok(QueryReply::Length(-errno::EFAULT)),
         };
-        let must_be_zero = matches!(
-            query_id,
-            query_id::ENGINE_INFO | query_id::MEMORY_REGIONS | query_id::GUC_SUBMISSION_VERSION
-        );
+        let must_be_zero =
+            matches!(query_id, query_id::ENGINE_INFO | query_id::MEMORY_REGIONS | query_id::GUC_SUBMISSION_VERSION);
         if must_be_zero && header.iter().any(|&b| b != 0) {
             return Ok(QueryReply::Length(-errno::EINVAL));
         }
         // GUC_SUBMISSION_VERSION returns 0, not its size, on success.
-        let length = if query_id == query_id::GUC_SUBMISSION_VERSION {
-            0
-        } else {
-            total
-        };
+        let length = if query_id == query_id::GUC_SUBMISSION_VERSION { 0 } else { total };
         Ok(QueryReply::Data { length, data })
     }
 
@@ -712,9 +676,7 @@ impl Profile {
 
     /// Whether a uabi engine with this class and instance exists.
     pub(crate) fn has_engine(&self, class: u16, instance: u16) -> bool {
-        self.engines
-            .iter()
-            .any(|e| e.class == class && e.instance == instance)
+        self.engines.iter().any(|e| e.class == class && e.instance == instance)
     }
 
     /// `SUBSLICE_TOTAL`: enabled subslices over all enabled slices.
@@ -807,11 +769,7 @@ impl Profile {
         put_u32(&mut out, n as u32); // num_engines
         put_zeros(&mut out, 12); // rsvd[3]
         for (i, e) in self.engines.iter().enumerate() {
-            let logical = self
-                .engine_logical_instances
-                .get(i)
-                .copied()
-                .unwrap_or(e.instance);
+            let logical = self.engine_logical_instances.get(i).copied().unwrap_or(e.instance);
             put_u16(&mut out, e.class); // engine.engine_class
             put_u16(&mut out, e.instance); // engine.engine_instance
             put_u32(&mut out, 0); // rsvd0
@@ -834,10 +792,7 @@ fn nonzero_or_enodev(v: i32) -> Result<i32, i32> {
 }
 
 fn bit_set(mask: u32, bit: usize) -> bool {
-    u32::try_from(bit)
-        .ok()
-        .and_then(|b| mask.checked_shr(b))
-        .is_some_and(|v| v & 1 != 0)
+    u32::try_from(bit).ok().and_then(|b| mask.checked_shr(b)).is_some_and(|v| v & 1 != 0)
 }
 
 fn set_bit(bytes: &mut [u8], bit: usize) {
@@ -905,10 +860,7 @@ mod tests {
     fn identity() {
         let p = tgl();
         assert_eq!(p.pci_device_id, 0x9a49);
-        assert_eq!(
-            (p.pci_domain, p.pci_bus, p.pci_dev, p.pci_func),
-            (0, 0, 2, 0)
-        );
+        assert_eq!((p.pci_domain, p.pci_bus, p.pci_dev, p.pci_func), (0, 0, 2, 0));
         assert_eq!(p.drm_version, (1, 6, 0));
         assert_eq!(p.drm_name, "i915");
         // Same as the trace's CONTEXT_GETPARAM(GTT_SIZE) val_out=0x1000000000000.
@@ -990,21 +942,13 @@ mod tests {
         ] {
             assert_eq!(p.getparam(param), want, "param {param}");
         }
-        assert_eq!(
-            p.getparam(param::HAS_SCHEDULER).unwrap() & SCHEDULER_CAP_STATIC_PRIORITY_MAP,
-            0
-        );
+        assert_eq!(p.getparam(param::HAS_SCHEDULER).unwrap() & SCHEDULER_CAP_STATIC_PRIORITY_MAP, 0);
     }
 
     #[test]
     fn getparam_legacy_and_unknown() {
         let p = tgl();
-        for legacy in [
-            param::IRQ_ACTIVE,
-            param::ALLOW_BATCHBUFFER,
-            param::LAST_DISPATCH,
-            param::HAS_EXEC_CONSTANTS,
-        ] {
+        for legacy in [param::IRQ_ACTIVE, param::ALLOW_BATCHBUFFER, param::LAST_DISPATCH, param::HAS_EXEC_CONSTANTS] {
             assert_eq!(p.getparam(legacy), Err(errno::ENODEV), "param {legacy}");
         }
         for unknown in [0, 60, 61, 100, -1, i32::MIN, i32::MAX] {
@@ -1036,20 +980,13 @@ mod tests {
         let eus: u32 = t[18..].iter().map(|b| b.count_ones()).sum();
         assert_eq!(eus as i32, p.getparam(param::EU_TOTAL).unwrap());
         assert_eq!(p.query(query_id::TOPOLOGY_INFO, 1), Err(-errno::EINVAL));
-        assert_eq!(
-            p.query(query_id::TOPOLOGY_INFO, 0x8000_0000),
-            Err(-errno::EINVAL)
-        );
+        assert_eq!(p.query(query_id::TOPOLOGY_INFO, 0x8000_0000), Err(-errno::EINVAL));
     }
 
     #[test]
     fn topology_with_fused_dss() {
         // An 80-EU TGL (5 DSS) and a fused EU pair, to check bit placement.
-        let p = Profile {
-            subslice_mask: 0x1f,
-            eu_mask: 0xfff3,
-            ..clone_tgl()
-        };
+        let p = Profile { subslice_mask: 0x1f, eu_mask: 0xfff3, ..clone_tgl() };
         let t = p.query(query_id::TOPOLOGY_INFO, 0).unwrap();
         assert_eq!(t[17], 0x1f);
         for ss in 0..5 {
@@ -1084,17 +1021,10 @@ mod tests {
             assert_eq!(u16_at(&e, o), class, "engine {i} class");
             assert_eq!(u16_at(&e, o + 2), inst, "engine {i} instance");
             assert_eq!(u32_at(&e, o + 4), 0, "engine {i} rsvd0");
-            assert_eq!(
-                u64_at(&e, o + 8),
-                ENGINE_INFO_HAS_LOGICAL_INSTANCE,
-                "engine {i} flags"
-            );
+            assert_eq!(u64_at(&e, o + 8), ENGINE_INFO_HAS_LOGICAL_INSTANCE, "engine {i} flags");
             assert_eq!(u64_at(&e, o + 16), caps, "engine {i} caps");
             assert_eq!(u16_at(&e, o + 24), logical, "engine {i} logical");
-            assert!(
-                e[o + 26..o + 56].iter().all(|&b| b == 0),
-                "engine {i} rsvd1/2"
-            );
+            assert!(e[o + 26..o + 56].iter().all(|&b| b == 0), "engine {i} rsvd1/2");
         }
         assert_eq!(p.query(query_id::ENGINE_INFO, 1), Err(-errno::EINVAL));
         assert!(!p.has_engine(ENGINE_CLASS_COMPUTE, 0));
@@ -1132,22 +1062,12 @@ mod tests {
         let p = tgl();
         for flags in [0, 1, 0x0001_0000, u32::MAX] {
             assert_eq!(p.query(query_id::HWCONFIG_BLOB, flags), Err(-errno::ENODEV));
-            assert_eq!(
-                p.query(query_id::GEOMETRY_SUBSLICES, flags),
-                Err(-errno::ENODEV)
-            );
-            assert_eq!(
-                p.query(query_id::GUC_SUBMISSION_VERSION, flags),
-                Err(-errno::ENODEV)
-            );
+            assert_eq!(p.query(query_id::GEOMETRY_SUBSLICES, flags), Err(-errno::ENODEV));
+            assert_eq!(p.query(query_id::GUC_SUBMISSION_VERSION, flags), Err(-errno::ENODEV));
         }
         assert_eq!(p.query(query_id::PERF_CONFIG, 0), Err(-errno::EINVAL));
         assert_eq!(p.query(query_id::PERF_CONFIG, 4), Err(-errno::EINVAL));
-        for f in [
-            query_id::PERF_CONFIG_LIST,
-            query_id::PERF_CONFIG_DATA_FOR_UUID,
-            query_id::PERF_CONFIG_DATA_FOR_ID,
-        ] {
+        for f in [query_id::PERF_CONFIG_LIST, query_id::PERF_CONFIG_DATA_FOR_UUID, query_id::PERF_CONFIG_DATA_FOR_ID] {
             assert_eq!(p.query(query_id::PERF_CONFIG, f), Err(-errno::ENODEV));
         }
         assert!(!p.perf_available);
@@ -1162,10 +1082,7 @@ mod tests {
         assert!(query_id_fails_ioctl(0));
         assert!(!query_id_fails_ioctl(8));
         assert_eq!(p.answer_query_item(0, 0, 0, &[]), Err(errno::EINVAL));
-        assert_eq!(
-            p.answer_query_item(8, 0, 0, &[]),
-            Ok(QueryReply::Length(-errno::EINVAL))
-        );
+        assert_eq!(p.answer_query_item(8, 0, 0, &[]), Ok(QueryReply::Length(-errno::EINVAL)));
     }
 
     #[test]
@@ -1175,28 +1092,16 @@ mod tests {
         x.graphics_ver = (12, 55);
         assert_eq!(x.getparam(param::SLICE_MASK), Err(errno::EINVAL));
         assert_eq!(x.getparam(param::SUBSLICE_MASK), Err(errno::EINVAL));
-        assert_eq!(
-            x.query(query_id::GEOMETRY_SUBSLICES, 0),
-            x.query(query_id::TOPOLOGY_INFO, 0)
-        );
+        assert_eq!(x.query(query_id::GEOMETRY_SUBSLICES, 0), x.query(query_id::TOPOLOGY_INFO, 0));
         // bcs0 = class 1, instance 0: exists but is not render.
-        assert_eq!(
-            x.query(query_id::GEOMETRY_SUBSLICES, 1),
-            Err(-errno::EINVAL)
-        );
+        assert_eq!(x.query(query_id::GEOMETRY_SUBSLICES, 1), Err(-errno::EINVAL));
         // rcs1 does not exist.
-        assert_eq!(
-            x.query(query_id::GEOMETRY_SUBSLICES, 0x0001_0000),
-            Err(-errno::EINVAL)
-        );
+        assert_eq!(x.query(query_id::GEOMETRY_SUBSLICES, 0x0001_0000), Err(-errno::EINVAL));
         x.guc_submission = true;
         x.guc_submission_version = (1, 2, 3);
         let v = x.query(query_id::GUC_SUBMISSION_VERSION, 0).unwrap();
         assert_eq!(v.len(), GUC_SUBMISSION_VERSION_SIZE);
-        assert_eq!(
-            (u32_at(&v, 0), u32_at(&v, 4), u32_at(&v, 8), u32_at(&v, 12)),
-            (0, 1, 2, 3)
-        );
+        assert_eq!((u32_at(&v, 0), u32_at(&v, 4), u32_at(&v, 8), u32_at(&v, 12)), (0, 1, 2, 3));
         assert_eq!(x.getparam(param::HAS_CONTEXT_FREQ_HINT), Ok(1));
         let zero = [0u8; 16];
         assert_eq!(
@@ -1214,82 +1119,31 @@ mod tests {
         let p = tgl();
         let zero = [0u8; 512];
         // Length 0: report the size.
-        assert_eq!(
-            p.answer_query_item(1, 0, 0, &[]),
-            Ok(QueryReply::Length(30))
-        );
-        assert_eq!(
-            p.answer_query_item(2, 0, 0, &[]),
-            Ok(QueryReply::Length(296))
-        );
-        assert_eq!(
-            p.answer_query_item(4, 0, 0, &[]),
-            Ok(QueryReply::Length(104))
-        );
+        assert_eq!(p.answer_query_item(1, 0, 0, &[]), Ok(QueryReply::Length(30)));
+        assert_eq!(p.answer_query_item(2, 0, 0, &[]), Ok(QueryReply::Length(296)));
+        assert_eq!(p.answer_query_item(4, 0, 0, &[]), Ok(QueryReply::Length(104)));
         // Too small.
-        assert_eq!(
-            p.answer_query_item(1, 0, 29, &zero),
-            Ok(QueryReply::Length(-22))
-        );
-        assert_eq!(
-            p.answer_query_item(2, 0, 128, &zero),
-            Ok(QueryReply::Length(-22))
-        );
+        assert_eq!(p.answer_query_item(1, 0, 29, &zero), Ok(QueryReply::Length(-22)));
+        assert_eq!(p.answer_query_item(2, 0, 128, &zero), Ok(QueryReply::Length(-22)));
         // Large enough.
         let topo = p.query(1, 0).unwrap();
-        assert_eq!(
-            p.answer_query_item(1, 0, 64, &zero),
-            Ok(QueryReply::Data {
-                length: 30,
-                data: topo.clone()
-            })
-        );
+        assert_eq!(p.answer_query_item(1, 0, 64, &zero), Ok(QueryReply::Data { length: 30, data: topo.clone() }));
         // Negative lengths compare as unsigned in i915.
-        assert_eq!(
-            p.answer_query_item(1, 0, -1, &zero),
-            Ok(QueryReply::Data {
-                length: 30,
-                data: topo
-            })
-        );
+        assert_eq!(p.answer_query_item(1, 0, -1, &zero), Ok(QueryReply::Data { length: 30, data: topo }));
         // Nonzero input headers are rejected for engine info and memory regions.
         let mut dirty = [0u8; 512];
         dirty[12] = 1;
-        assert_eq!(
-            p.answer_query_item(2, 0, 296, &dirty),
-            Ok(QueryReply::Length(-22))
-        );
-        assert_eq!(
-            p.answer_query_item(4, 0, 104, &dirty),
-            Ok(QueryReply::Length(-22))
-        );
+        assert_eq!(p.answer_query_item(2, 0, 296, &dirty), Ok(QueryReply::Length(-22)));
+        assert_eq!(p.answer_query_item(4, 0, 104, &dirty), Ok(QueryReply::Length(-22)));
         // ... but not for topology.
-        assert!(matches!(
-            p.answer_query_item(1, 0, 30, &dirty),
-            Ok(QueryReply::Data { .. })
-        ));
+        assert!(matches!(p.answer_query_item(1, 0, 30, &dirty), Ok(QueryReply::Data { .. })));
         // Unreadable header.
-        assert_eq!(
-            p.answer_query_item(2, 0, 296, &[0; 8]),
-            Ok(QueryReply::Length(-errno::EFAULT))
-        );
+        assert_eq!(p.answer_query_item(2, 0, 296, &[0; 8]), Ok(QueryReply::Length(-errno::EFAULT)));
         // Per-item errors pass through before any length handling.
-        assert_eq!(
-            p.answer_query_item(5, 0, 0, &[]),
-            Ok(QueryReply::Length(-19))
-        );
-        assert_eq!(
-            p.answer_query_item(6, 0, 0, &[]),
-            Ok(QueryReply::Length(-19))
-        );
-        assert_eq!(
-            p.answer_query_item(7, 0, 0, &[]),
-            Ok(QueryReply::Length(-19))
-        );
-        assert_eq!(
-            p.answer_query_item(1, 1, 0, &[]),
-            Ok(QueryReply::Length(-22))
-        );
+        assert_eq!(p.answer_query_item(5, 0, 0, &[]), Ok(QueryReply::Length(-19)));
+        assert_eq!(p.answer_query_item(6, 0, 0, &[]), Ok(QueryReply::Length(-19)));
+        assert_eq!(p.answer_query_item(7, 0, 0, &[]), Ok(QueryReply::Length(-19)));
+        assert_eq!(p.answer_query_item(1, 1, 0, &[]), Ok(QueryReply::Length(-22)));
     }
 
     #[test]
@@ -1313,18 +1167,9 @@ mod tests {
     fn struct_offsets() {
         // Spot-check the encoders' field offsets against the uapi layout.
         let e = tgl().engine_info_blob();
-        assert_eq!(
-            e.len() - ENGINE_INFO_HEADER_SIZE,
-            tgl().engines.len() * ENGINE_INFO_ENTRY_SIZE
-        );
+        assert_eq!(e.len() - ENGINE_INFO_HEADER_SIZE, tgl().engines.len() * ENGINE_INFO_ENTRY_SIZE);
         // logical_instance of the 4th engine (vcs1) sits at entry offset 24.
-        assert_eq!(
-            u16_at(
-                &e,
-                ENGINE_INFO_HEADER_SIZE + 3 * ENGINE_INFO_ENTRY_SIZE + 24
-            ),
-            1
-        );
+        assert_eq!(u16_at(&e, ENGINE_INFO_HEADER_SIZE + 3 * ENGINE_INFO_ENTRY_SIZE + 24), 1);
         let m = memory_regions_blob(0x1122_3344_5566_7788);
         assert_eq!(&m[24..32], &0x1122_3344_5566_7788u64.to_le_bytes());
         assert_eq!(TOPOLOGY_HEADER_SIZE, 8 * 2);

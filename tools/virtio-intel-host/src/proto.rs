@@ -113,6 +113,7 @@ impl CcmdHdr {
         CcmdHdr { cmd: rd32(b, 0), len: rd32(b, 4), seqno: rd32(b, 8), rsp_off: rd32(b, 12) }
     }
 
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> [u8; 16] {
         let mut b = [0u8; 16];
         wr32(&mut b, 0, self.cmd);
@@ -325,11 +326,7 @@ pub(crate) struct UserExt {
 
 impl UserExt {
     pub(crate) fn decode(b: &[u8]) -> UserExt {
-        UserExt {
-            name: rd32(b, 8),
-            flags: rd32(b, 12),
-            rsvd_nonzero: (0..4).any(|i| rd32(b, 16 + 4 * i) != 0),
-        }
+        UserExt { name: rd32(b, 8), flags: rd32(b, 12), rsvd_nonzero: (0..4).any(|i| rd32(b, 16 + 4 * i) != 0) }
     }
 }
 

@@ -219,10 +219,6 @@ impl Renderer {
         Renderer { dev, contexts: HashMap::new(), resources: HashMap::new() }
     }
 
-    pub(crate) fn device(&self) -> &Arc<swi915::Device> {
-        &self.dev
-    }
-
     /// `virgl_renderer_context_create_with_flags`.
     pub(crate) fn context_create(&mut self, ctx_id: u32, flags: u32, name: &str) -> i32 {
         if ctx_id == 0 || flags & !0xff != 0 {
@@ -247,12 +243,8 @@ impl Renderer {
         let Some(ctx) = self.contexts.remove(&ctx_id) else {
             return;
         };
-        let pending: usize = ctx
-            .native
-            .timelines
-            .values()
-            .map(|t| t.outstanding.iter().filter(|f| !f.is_signalled()).count())
-            .sum();
+        let pending: usize =
+            ctx.native.timelines.values().map(|t| t.outstanding.iter().filter(|f| !f.is_signalled()).count()).sum();
         if pending > 0 {
             crate::log::violation(&format!(
                 "context {ctx_id} destroyed with {pending} ring fence(s) still pending: they will never be reported"
@@ -261,7 +253,10 @@ impl Renderer {
         for r in ctx.rings.values() {
             r.stop.store(true, Ordering::Release);
         }
-        crate::log::info(&format!("context {ctx_id} destroyed"));
+        crate::log::info(&format!(
+            "context {ctx_id} destroyed ({} guest protocol violation(s) so far)",
+            crate::log::violation_count()
+        ));
     }
 
     /// `virgl_renderer_submit_cmd`.
@@ -321,10 +316,10 @@ impl Renderer {
         let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
             return -libc::EINVAL;
         };
-        if !ctx.rings.contains_key(&ring) {
+        if let std::collections::hash_map::Entry::Vacant(e) = ctx.rings.entry(ring) {
             match RingSync::spawn(ctx_id, ring) {
                 Some(r) => {
-                    ctx.rings.insert(ring, r);
+                    e.insert(r);
                 }
                 None => return -libc::EAGAIN,
             }
@@ -411,7 +406,10 @@ impl Renderer {
             return -libc::EINVAL;
         }
         let Some(p) = n.pending.remove(&blob_id) else {
-            crate::log::violation(&format!("CREATE_BLOB res {}: no pending GEM object with blob_id {blob_id}", a.res_handle));
+            crate::log::violation(&format!(
+                "CREATE_BLOB res {}: no pending GEM object with blob_id {blob_id}",
+                a.res_handle
+            ));
             return -libc::ENOENT;
         };
         if p.size != a.size {
@@ -574,7 +572,14 @@ impl Renderer {
     }
 
     /// Copies from guest pages into a 2D resource (`transfer_write_iov`).
-    pub(crate) fn transfer_write(&mut self, res: u32, b: (u32, u32, u32, u32), stride: u32, offset: u64, iov: &[(usize, usize)]) -> i32 {
+    pub(crate) fn transfer_write(
+        &mut self,
+        res: u32,
+        b: (u32, u32, u32, u32),
+        stride: u32,
+        offset: u64,
+        iov: &[(usize, usize)],
+    ) -> i32 {
         let Some(r) = self.resources.get_mut(&res) else {
             return -libc::EINVAL;
         };

@@ -152,8 +152,6 @@ pub(crate) struct Object {
     pub(crate) mem: SharedMem,
     /// Size as created (page-aligned).
     pub(crate) size: u64,
-    /// Placement requested at creation includes device-local memory.
-    pub(crate) lmem: bool,
     state: Mutex<ObjState>,
 }
 
@@ -247,11 +245,8 @@ impl Vm {
                 return Ok(());
             }
         }
-        let overlapping: Vec<u64> = b
-            .range(..end)
-            .filter(|(s, bind)| bind.end > start && **s < end)
-            .map(|(s, _)| *s)
-            .collect();
+        let overlapping: Vec<u64> =
+            b.range(..end).filter(|(s, bind)| bind.end > start && **s < end).map(|(s, _)| *s).collect();
         for s in &overlapping {
             if let Some(o) = b.get(s) {
                 if !Arc::ptr_eq(&o.obj, obj) && keep.iter().any(|k| Arc::ptr_eq(k, &o.obj)) {
@@ -462,10 +457,6 @@ impl File {
         }
     }
 
-    pub(crate) fn device(&self) -> &Arc<Device> {
-        &self.dev
-    }
-
     // ---- GEM objects -------------------------------------------------------------
 
     fn new_object(&mut self, size: u64, lmem: bool) -> IoResult<u32> {
@@ -481,10 +472,10 @@ impl File {
             crate::mem::MemError::OutOfBounds => libc::ENOMEM,
         })?;
         let handle = alloc_id(&self.objects, &mut self.next_handle)?;
+        let _ = lmem;
         let obj = Object {
             mem,
             size,
-            lmem,
             state: Mutex::new(ObjState { tiling: TILING_NONE, stride: 0, activity: Activity::default() }),
         };
         self.objects.insert(handle, Arc::new(obj));
@@ -519,19 +510,23 @@ impl File {
                     }
                     placements = Some(regions.clone());
                 }
-                CreateExt::ProtectedContent { mbz_ok, .. } => {
-                    if !mbz_ok {
+                CreateExt::ProtectedContent { mbz_ok, flags } => {
+                    if !mbz_ok || *flags != 0 {
                         return Err(libc::EINVAL);
                     }
                     // No PXP on this device model.
                     return Err(libc::ENODEV);
                 }
-                CreateExt::SetPat { mbz_ok, .. } => {
+                CreateExt::SetPat { mbz_ok, pat_index } => {
                     if !mbz_ok {
                         return Err(libc::EINVAL);
                     }
                     if !self.dev.profile.has_set_pat {
                         return Err(libc::ENODEV);
+                    }
+                    // Xe_LPG has PAT indices 0..=4 (MTL); larger ones are rejected.
+                    if *pat_index > 4 {
+                        return Err(libc::EINVAL);
                     }
                 }
             }
@@ -577,8 +572,8 @@ impl File {
         let obj = self.object(handle).ok_or(libc::ENOENT)?;
         let ok = match mode {
             TILING_NONE => true,
-            TILING_X => stride != 0 && stride % 512 == 0 && stride <= 256 * 1024,
-            TILING_Y => stride != 0 && stride % 128 == 0 && stride <= 256 * 1024,
+            TILING_X => stride != 0 && stride.is_multiple_of(512) && stride <= 256 * 1024,
+            TILING_Y => stride != 0 && stride.is_multiple_of(128) && stride <= 256 * 1024,
             _ => false,
         };
         if !ok {
@@ -661,7 +656,7 @@ impl File {
     }
 
     fn parse_engines(&self, data: &[u8]) -> IoResult<Vec<Option<EngineDesc>>> {
-        if data.len() < 8 || (data.len() - 8) % 4 != 0 {
+        if data.len() < 8 || !(data.len() - 8).is_multiple_of(4) {
             return Err(libc::EINVAL);
         }
         if crate::proto::rd64(data, 0) != 0 {
@@ -908,7 +903,11 @@ impl File {
         let batch_idx = if a.flags & EXEC_BATCH_FIRST != 0 { 0 } else { objs.len() - 1 };
         let batch_obj = objs[batch_idx].clone();
         let start = u64::from(a.batch_start_offset);
-        let len = if a.batch_len == 0 { batch_obj.size.checked_sub(start).ok_or(libc::EINVAL)? } else { u64::from(a.batch_len) };
+        let len = if a.batch_len == 0 {
+            batch_obj.size.checked_sub(start).ok_or(libc::EINVAL)?
+        } else {
+            u64::from(a.batch_len)
+        };
         if len == 0 || start.checked_add(len).is_none_or(|end| end > batch_obj.size) {
             return Err(libc::EINVAL);
         }
@@ -1000,7 +999,14 @@ mod tests {
     }
 
     fn exec(f: &mut File, ctx: u64, flags: u64, objs: Vec<(ExecObject, Vec<Reloc>)>) -> IoResult<Arc<Fence>> {
-        f.execbuffer(&ExecArgs { flags, ctx_id: ctx, batch_start_offset: 0, batch_len: 0, objects: objs, have_in_fence: false })
+        f.execbuffer(&ExecArgs {
+            flags,
+            ctx_id: ctx,
+            batch_start_offset: 0,
+            batch_len: 0,
+            objects: objs,
+            have_in_fence: false,
+        })
     }
 
     fn pinned(handle: u32, va: u64, write: bool) -> ExecObject {
@@ -1029,10 +1035,12 @@ mod tests {
         let target = f.gem_create(100).expect("create");
         assert_eq!(f.object(target).expect("o").size, 4096);
         write_batch(&f, batch, &[SDI | 2, 0x20_0010, 0x1, 0xfeed, END]);
-        let fence = exec(&mut f, 0, EXEC_BATCH_FIRST, vec![
-            (pinned(batch, 0x10_0000, false), vec![]),
-            (pinned(target, 0x1_0020_0000, true), vec![]),
-        ])
+        let fence = exec(
+            &mut f,
+            0,
+            EXEC_BATCH_FIRST,
+            vec![(pinned(batch, 0x10_0000, false), vec![]), (pinned(target, 0x1_0020_0000, true), vec![])],
+        )
         .expect("exec");
         assert_eq!(fence.wait(), 0);
         assert_eq!(f.object(target).expect("o").mem.read_u32(0x10).expect("r"), 0xfeed);
@@ -1047,7 +1055,8 @@ mod tests {
         write_batch(&f, batch, &[SDI | 2, 0, 0, 0x77, END]);
         let reloc = Reloc { target_handle: 0, delta: 0x40, offset: 4, ..Default::default() };
         let obj = |h| ExecObject { handle: h, flags: EXEC_OBJECT_SUPPORTS_48B, ..Default::default() };
-        let fence = exec(&mut f, 0, EXEC_HANDLE_LUT, vec![(obj(target), vec![]), (obj(batch), vec![reloc])]).expect("exec");
+        let fence =
+            exec(&mut f, 0, EXEC_HANDLE_LUT, vec![(obj(target), vec![]), (obj(batch), vec![reloc])]).expect("exec");
         assert_eq!(fence.wait(), 0);
         assert_eq!(f.object(target).expect("o").mem.read_u32(0x40).expect("r"), 0x77);
     }
@@ -1060,7 +1069,10 @@ mod tests {
         write_batch(&f, batch, &[(0x31 << 23) | (1 << 8) | 1, 0x10_0000, 0]);
         let fence = exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
         assert_eq!(fence.wait(), -libc::EIO);
-        assert_eq!(exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).err(), Some(libc::EIO));
+        assert_eq!(
+            exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).err(),
+            Some(libc::EIO)
+        );
         let (resets, active, _) = f.reset_stats(ctx, 0, 0).expect("stats");
         assert_eq!((resets, active), (1, 1));
         f.context_destroy(ctx, 0).expect("destroy");
@@ -1098,7 +1110,8 @@ mod tests {
         let objs = || vec![(pinned(b, 0x10_0000, false), vec![])];
         assert_eq!(exec(&mut f, u64::from(ctx), 1, objs()).map(|x| x.wait()), Ok(0));
         assert_eq!(exec(&mut f, u64::from(ctx), 2, objs()).err(), Some(libc::EINVAL));
-        let bad = SetParam { base_ok: true, ctx_id: 0, size: 0, param: CONTEXT_PARAM_PRIORITY, value: 5000, data: vec![] };
+        let bad =
+            SetParam { base_ok: true, ctx_id: 0, size: 0, param: CONTEXT_PARAM_PRIORITY, value: 5000, data: vec![] };
         assert_eq!(f.context_create(CONTEXT_CREATE_FLAGS_USE_EXTENSIONS, &[bad]).err(), Some(libc::EINVAL));
     }
 
@@ -1140,8 +1153,11 @@ mod tests {
         // but the copy batch is ordered *after* it by implicit sync: so it hangs).
         write_batch(&f, b1, &[(0x1c << 23) | (1 << 15) | (4 << 12) | 2, 1, 0x30_0000, 0, END]);
         write_batch(&f, b2, &[SDI | 2, 0x30_0000, 0, 1, END]);
-        let f1 = exec(&mut f, 0, 0, vec![(pinned(sem, 0x30_0000, true), vec![]), (pinned(b1, 0x10_0000, false), vec![])]).expect("exec");
-        let f2 = exec(&mut f, 0, 3, vec![(pinned(sem, 0x30_0000, true), vec![]), (pinned(b2, 0x20_0000, false), vec![])]);
+        let f1 =
+            exec(&mut f, 0, 0, vec![(pinned(sem, 0x30_0000, true), vec![]), (pinned(b1, 0x10_0000, false), vec![])])
+                .expect("exec");
+        let f2 =
+            exec(&mut f, 0, 3, vec![(pinned(sem, 0x30_0000, true), vec![]), (pinned(b2, 0x20_0000, false), vec![])]);
         // Context 0 got banned by the hang, or the copy batch ran after it.
         assert_eq!(f1.wait(), -libc::EIO);
         if let Ok(f2) = f2 {

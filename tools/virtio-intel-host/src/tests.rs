@@ -108,11 +108,12 @@ impl Guest {
         }
     }
     fn rsp(&self, rsp_off: usize, n: usize) -> Vec<u8> {
-        (0..n).map(|i| {
-            // SAFETY: in bounds of the response area.
-            unsafe { std::ptr::read_volatile(self.shm.add(16 + rsp_off + i)) }
-        })
-        .collect()
+        (0..n)
+            .map(|i| {
+                // SAFETY: in bounds of the response area.
+                unsafe { std::ptr::read_volatile(self.shm.add(16 + rsp_off + i)) }
+            })
+            .collect()
     }
 
     /// Encodes one ccmd with the next seqno.
@@ -270,7 +271,17 @@ fn getparam_and_query_round_trip() {
     let r = g.call(3, &q, 24).expect("answered");
     assert_eq!(rd32(&r, 12) as i32, -libc::EINVAL);
     // A slot capacity shorter than the response truncates it and says so.
-    let r = g.call(2, &{ let mut b = vec![0u8; 8]; wr32(&mut b, 0, 4); b }, 12).expect("answered");
+    let r = g
+        .call(
+            2,
+            &{
+                let mut b = vec![0u8; 8];
+                wr32(&mut b, 0, 4);
+                b
+            },
+            12,
+        )
+        .expect("answered");
     assert_eq!(rd32(&r, 0), 12);
 }
 
@@ -327,12 +338,21 @@ fn execbuffer_runs_the_batch_and_signals_the_ring_fence() {
     let (batch, bp) = g.bo(4096);
     let (target, tp) = g.bo(8192);
     let t: u32 = 0x20_0000;
-    write_dwords(bp, &[(0x20 << 23) | 2, t + 0x10, 0, 0xc0ffee, (0x20 << 23) | (1 << 21) | 3, t + 0x18, 0, 1, 2, 0x0a << 23]);
+    write_dwords(
+        bp,
+        &[(0x20 << 23) | 2, t + 0x10, 0, 0xc0ffee, (0x20 << 23) | (1 << 21) | 3, t + 0x18, 0, 1, 2, 0x0a << 23],
+    );
     let (ret, id) = g.exec(0, 1 << 18, &[(batch, 0x10_0000, false), (target, u64::from(t), true)]);
     assert_eq!(ret, 0);
     assert!(wait_fence(5, 1, id), "ring-1 fence reported");
     // SAFETY: `tp` maps 8192 bytes.
-    let got = unsafe { [std::ptr::read_volatile((tp as *const u32).add(4)), std::ptr::read_volatile((tp as *const u32).add(6)), std::ptr::read_volatile((tp as *const u32).add(7))] };
+    let got = unsafe {
+        [
+            std::ptr::read_volatile((tp as *const u32).add(4)),
+            std::ptr::read_volatile((tp as *const u32).add(6)),
+            std::ptr::read_volatile((tp as *const u32).add(7)),
+        ]
+    };
     assert_eq!(got, [0xc0ffee, 1, 2]);
     // GEM_BUSY is idle afterwards; an unknown res_id is EINVAL.
     let mut b = vec![0u8; 8];
@@ -391,7 +411,16 @@ fn blob_size_must_match_the_gem_create() {
     g.set_slot(0, 0);
     let c = g.ccmd(4, &b, 0);
     assert_eq!(g.submit(&c), 0);
-    let a = VirglCreateBlobArgs { res_handle: 4444, ctx_id: 7, blob_mem: 2, blob_flags: 3, blob_id: 55, size: 4096, iovecs: std::ptr::null(), num_iovs: 0 };
+    let a = VirglCreateBlobArgs {
+        res_handle: 4444,
+        ctx_id: 7,
+        blob_mem: 2,
+        blob_flags: 3,
+        blob_id: 55,
+        size: 4096,
+        iovecs: std::ptr::null(),
+        num_iovs: 0,
+    };
     // SAFETY: valid args.
     unsafe {
         assert_eq!(virgl_renderer_resource_create_blob(&a), -libc::EINVAL);
