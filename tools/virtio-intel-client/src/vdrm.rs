@@ -462,14 +462,14 @@ impl Connection {
         Ok(Some((off, cap)))
     }
 
-    fn dump(&self, what: &str, bytes: &[u8], ring: u32) {
+    fn dump(&self, what: &str, bytes: &[u8], carrier: &str) {
         if !self.verbose {
             return;
         }
         if let Some(h) = CcmdHdr::read(bytes) {
             eprintln!(
-                "# -> {} cmd {} len {} seqno {} rsp_off {} (ring {})",
-                what, h.cmd, h.len, h.seqno, h.rsp_off, ring
+                "# -> {} cmd {} len {} seqno {} rsp_off {} ({})",
+                what, h.cmd, h.len, h.seqno, h.rsp_off, carrier
             );
         }
         for (i, chunk) in bytes.chunks(32).enumerate().take(16) {
@@ -542,7 +542,7 @@ impl Connection {
         let seqno = self.alloc_seqno();
         let rsp_off = slot.map(|s| s.0).unwrap_or(self.scratch_off);
         let bytes = proto::encode(req, seqno, rsp_off);
-        self.dump(R::NAME, &bytes, 0);
+        self.dump(R::NAME, &bytes, "ring-0 fenced SUBMIT_3D");
         let res = (|| {
             let fence = self.submit(&bytes, Some(0), true, &[])?.ok_or_else(|| Error::Invalid("no fence".into()))?;
             wait_fence(&fence, self.sync_timeout, &format!("{} ring-0", R::NAME))?;
@@ -568,7 +568,7 @@ impl Connection {
         }
         let seqno = self.alloc_seqno();
         let bytes = proto::encode(req, seqno, self.scratch_off);
-        self.dump(R::NAME, &bytes, 0);
+        self.dump(R::NAME, &bytes, "in RESOURCE_CREATE_BLOB");
         Ok((bytes, seqno))
     }
 
@@ -587,7 +587,7 @@ impl Connection {
         let slot = self.alloc_slot(req)?.ok_or_else(|| Error::Invalid("execbuffer without slot".into()))?;
         let seqno = self.alloc_seqno();
         let bytes = proto::encode(req, seqno, slot.0);
-        self.dump(Execbuffer2Req::NAME, &bytes, ring);
+        self.dump(Execbuffer2Req::NAME, &bytes, &format!("ring-{} fenced SUBMIT_3D", ring));
         match self.submit(&bytes, Some(ring), true, bo_handles) {
             Ok(Some(fence)) => Ok(PendingExec { fence, seqno, ring_idx: ring, slot: slot.0 }),
             Ok(None) => Err(Error::Invalid("no fence".into())),
