@@ -78,16 +78,26 @@ for m in $VI_MODPROBE; do
 done
 
 say "running the command (timeout ${VI_TIMEOUT}s)"
-# Output goes to the console and, separately, to ttyS1 and a file; the exit
-# status travels through a file because of the pipe.
-rm -f /rc
-{
-    timeout -s KILL "$VI_TIMEOUT" chroot $R /usr/bin/env -i \
+# The command runs in its own session/process group so that the timeout, and
+# the clean-up afterwards, kill everything it started: a left-over child would
+# keep the output pipe open and hang the run.
+run_cmd() {
+    setsid chroot $R /usr/bin/env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root TERM=dumb XDG_RUNTIME_DIR=/tmp \
-        /bin/sh /run/virtio-intel/cmd.sh </dev/null
+        /bin/sh /run/virtio-intel/cmd.sh </dev/null &
+    pid=$!
+    (sleep "$VI_TIMEOUT"; kill -9 -$pid) >/dev/null 2>&1 &
+    wdog=$!
+    wait $pid
     echo $? >/rc
-} 2>&1 | tee /dev/ttyS1 >/dev/console
+    kill $wdog 2>/dev/null
+    kill -9 -$pid 2>/dev/null
+}
+# Output goes to the console and, separately, to ttyS1; the exit status
+# travels through a file because of the pipe.
+rm -f /rc
+run_cmd 2>&1 | tee /dev/ttyS1 >/dev/console
 rc=$(cat /rc 2>/dev/null || echo 126)
 [ "$rc" = 137 ] && say "command killed after ${VI_TIMEOUT}s (timeout)"
 dmesg >$C/dmesg.txt 2>/dev/null

@@ -7,7 +7,8 @@
 #     (the host's /dev is never bind-mounted);
 #   - fresh /proc, /sys, /tmp and /run for the duration of the run only.
 #
-# usage: in-tree.sh [--bind SRC:DST[:ro]]... [--kvm] TREE -- CMD [ARG]...
+# usage: in-tree.sh [--bind SRC:DST[:ro]]... [--kvm] [--dri] TREE -- CMD [ARG]...
+#   --kvm, --dri: also create /dev/kvm, /dev/dri/renderD* (same numbers as the host's)
 #   DST is an absolute path inside the tree; under /run or /tmp (tmpfs for the
 #   run) it is created, elsewhere it must already exist.
 # The command runs with PATH reset to the tree's and HOME=/root; the rest of
@@ -23,11 +24,12 @@ if [[ -z ${VI_IN_TREE_NS:-} ]]; then
 fi
 unset VI_IN_TREE_NS
 
-binds=() kvm=0 tree=
+binds=() kvm=0 dri=0 tree=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --bind) binds+=("$2"); shift 2 ;;
         --kvm) kvm=1; shift ;;
+        --dri) dri=1; shift ;;
         --) shift; break ;;
         -*) die "unknown option $1" ;;
         *) tree=$1; shift ;;
@@ -66,6 +68,12 @@ urandom 1 9
 tty 5 0
 NODES
 ((kvm)) && mknod -m 0660 "$d/kvm" c 10 232
+if ((dri)); then
+    mkdir "$d/dri"
+    for n in /dev/dri/renderD*; do
+        [[ -c $n ]] && mknod -m 0666 "$d/dri/${n##*/}" c $((0x$(stat -c %t "$n"))) $((0x$(stat -c %T "$n")))
+    done
+fi
 ln -s /proc/self/fd "$d/fd"
 ln -s /proc/self/fd/0 "$d/stdin"
 ln -s /proc/self/fd/1 "$d/stdout"

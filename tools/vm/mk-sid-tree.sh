@@ -39,6 +39,12 @@ fi
 need_cmd debootstrap debootstrap
 need_cmd unshare util-linux
 mkdir -p "$VI_CACHE/debs/partial"
+# One build at a time; a second caller waits and then reuses the result.
+exec 9>"$VI_CACHE/.sid.lock"
+flock 9
+if [[ -f $tree/.virtio-intel-tree ]]; then echo "$tree"; exit 0; fi
+# Leftovers of killed builds (the lock proves nobody is using them).
+rm -rf --one-file-system "$VI_CACHE"/.building-sid-*
 tmp=$(mktemp -d "$VI_CACHE/.building-sid-$key.XXXXXX")
 chmod 0755 "$tmp"
 # On any failure, throw the half-built tree away.  in-tree.sh runs in its own

@@ -127,6 +127,8 @@ if [[ $modroot != - && $kernel != debian ]]; then
     binds+=(--bind "$modroot/lib/modules:$R/modules:ro")
     virtfs+=(-virtfs "local,path=$R/modules,mount_tag=vimods,security_model=none,readonly=on")
 fi
+# A real virglrenderer needs the host GPU's render node in the chroot.
+[[ $renderer != project && $renderer != stock ]] && compgen -G '/dev/dri/renderD*' >/dev/null && binds+=(--dri)
 if [[ $accel == kvm ]]; then binds+=(--kvm); cpu=(-accel kvm -cpu host); else cpu=(-accel tcg -cpu max); fi
 
 kcmdline="console=ttyS0 loglevel=5 panic=-1 rdinit=/init drm_kms_helper.fbdev_emulation=0 $append"
