@@ -182,7 +182,8 @@ case $qrc in
     0) ;;
     90) fail "Xvfb did not start (xvfb.log)" ;;
     124|137) fail "timeout: QEMU killed after $((timeout + boot_timeout)) s" ;;
-    *) fail "QEMU exited with status $qrc (see qemu.log)" ;;
+    *) if ((qrc > 128)); then fail "QEMU crashed (signal $((qrc - 128)), see qemu.log)"
+       else fail "QEMU exited with status $qrc (see qemu.log)"; fi ;;
 esac
 marker=$(grep -oE 'VIRTIO-INTEL-GUEST-EXIT rc=[0-9]+' <<<"$console" | tail -n1 || true)
 if [[ -z $marker ]]; then
