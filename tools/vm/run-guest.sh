@@ -22,6 +22,7 @@ usage: tools/vm/run-guest.sh [options] [--cmd "COMMAND"]
   --accel tcg|kvm      default tcg; kvm falls back to tcg (with a message) where it cannot work
   --no-strict          do not set VIRTIO_INTEL_HOST_STRICT=1
   --append ARGS        extra guest kernel command-line arguments
+  --display D          QEMU -display value (default gtk,gl=on, on Xvfb; see README)
   --gpu DEVICE         override the GPU device (default virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G)
   --logdir DIR         where to keep the logs (default build/vm/run-<time>-<pid>)
   -q, --quiet          print only the summary on success
@@ -33,7 +34,7 @@ USAGE
 cmd='uname -r; grep -H . /sys/kernel/debug/dri/*/virtio-gpu-features 2>/dev/null; dmesg | grep -iE "virtio|drm"; ls -l /dev/dri'
 kernel=debian modules= modprobe=virtio_gpu modprobe_set=0 renderer=project share=
 timeout=300 boot_timeout=300 smp=2 mem=2G accel=tcg strict=1 append= logdir= quiet=0
-gpu=virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G
+gpu=virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G display=gtk,gl=on
 while [[ $# -gt 0 ]]; do
     case $1 in
         --cmd) cmd=$2; shift 2 ;;
@@ -50,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --no-strict) strict=0; shift ;;
         --append) append=$2; shift 2 ;;
         --gpu) gpu=$2; shift 2 ;;
+        --display) display=$2; shift 2 ;;
         --logdir) logdir=$2; shift 2 ;;
         -q|--quiet) quiet=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -136,7 +138,7 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config "${cpu[@]}" -smp "$smp" -m 
       -kernel "$R/run/boot/kernel" -initrd "$R/run/boot/initramfs" -append "$kcmdline"
       -serial "file:$R/run/console.log" -serial "file:$R/run/output.log"
       -monitor none -no-reboot
-      -display gtk,gl=on
+      -display "$display"
       -device "$gpu"
       "${virtfs[@]}")
 
