@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the guest initramfs (busybox).  It stays PID 1 for the whole run:
 #   1. loads the modules the initramfs carries (virtio-pci, 9p, overlay),
 #   2. mounts the sid tree (9p tag "viroot", read-only) under a tmpfs overlay

@@ -1,5 +1,5 @@
 # Shared helpers for the tools/vm scripts.  Source it; do not execute it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$VM_DIR/../.." && pwd)

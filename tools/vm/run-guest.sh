@@ -32,8 +32,8 @@ USAGE
 }
 
 cmd='uname -r; grep -H . /sys/kernel/debug/dri/*/virtio-gpu-features 2>/dev/null; dmesg | grep -iE "virtio|drm"; ls -l /dev/dri'
-kernel=debian modules= modprobe=virtio_gpu modprobe_set=0 renderer=project share=
-timeout=300 boot_timeout=300 smp=2 mem=2G accel=tcg strict=1 append= logdir= quiet=0
+kernel=debian modules='' modprobe=virtio_gpu modprobe_set=0 renderer=project share=''
+timeout=300 boot_timeout=300 smp=2 mem=2G accel=tcg strict=1 append='' logdir='' quiet=0
 gpu=virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G display=gtk,gl=on
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -107,7 +107,7 @@ fi
 if [[ -z $logdir ]]; then logdir=$REPO_ROOT/build/vm/run-$(date +%Y%m%d-%H%M%S)-$$; fi
 mkdir -p "$logdir"
 logdir=$(realpath "$logdir")
-rm -rf "$logdir"/{ctl,lib,boot} "$logdir"/*.log
+rm -rf "${logdir:?}"/{ctl,lib,boot} "$logdir"/*.log
 mkdir -p "$logdir"/{ctl,lib,boot}
 cp "$lib" "$logdir/lib/libvirglrenderer.so.1"
 cp "$kernel_file" "$logdir/boot/kernel"
@@ -144,7 +144,7 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config "${cpu[@]}" -smp "$smp" -m 
 
 # Environment of QEMU: software EGL on Xvfb, our renderer first in the
 # library path, the host library's knobs.
-qenv=(LD_LIBRARY_PATH=$R/run/lib VIRTIO_INTEL_HOST_LOG=$R/run/host.log
+qenv=("LD_LIBRARY_PATH=$R/run/lib" "VIRTIO_INTEL_HOST_LOG=$R/run/host.log"
       GDK_BACKEND=x11 LIBGL_ALWAYS_SOFTWARE=1 NO_AT_BRIDGE=1 XDG_RUNTIME_DIR=/tmp/xdg)
 ((strict)) && qenv+=(VIRTIO_INTEL_HOST_STRICT=1)
 while IFS='=' read -r k _; do
