@@ -32,7 +32,8 @@ busybox=$(command -v busybox)
 key=$(content_key "$0" "$VM_DIR/guest-init.sh" "$busybox" "$moddir/modules.dep" \
     "$moddir/modules.builtin")
 out=$VI_CACHE/initramfs-$key.cpio.gz
-if [[ -f $out ]]; then echo "$out"; exit 0; fi
+# mtime = last use; images unused for a week are pruned below.
+if [[ -f $out ]]; then touch "$out"; echo "$out"; exit 0; fi
 
 # name -> relative path, and path -> its dependencies.  Module names treat
 # '-' and '_' alike.
@@ -90,4 +91,5 @@ log "initramfs modules: $(tr '\n' ' ' <"$stage/modules.list")"
 tmp=$(mktemp "$VI_CACHE/.initramfs.XXXXXX")
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) | gzip -9n >"$tmp"
 mv -f "$tmp" "$out"
+find "$VI_CACHE" -maxdepth 1 -name 'initramfs-*.cpio.gz' -mtime +7 -delete
 echo "$out"
