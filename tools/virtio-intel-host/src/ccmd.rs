@@ -145,6 +145,14 @@ impl NativeCtx {
 
     /// Processes one SUBMIT_3D buffer. Returns 0 or a negative errno (QEMU ignores it).
     pub(crate) fn submit(&mut self, buf: &[u8], res: &mut dyn ResourceView) -> i32 {
+        if let Some((_, m)) = &self.shmem {
+            // The header is host-owned; a guest that rewrites rsp_mem_offset makes the
+            // real host munmap the wrong length on destroy (protocol §10-B).
+            if m.read_u32(SHMEM_RSP_MEM_OFFSET).ok() != Some(SHMEM_HDR_SIZE) {
+                crate::log::violation(&format!("ctx {}: the guest overwrote shmem.rsp_mem_offset", self.id));
+                let _ = m.write_u32(SHMEM_RSP_MEM_OFFSET, SHMEM_HDR_SIZE);
+            }
+        }
         let mut off = 0usize;
         while buf.len() - off >= CCMD_HDR_SIZE {
             let rest = &buf[off..];

@@ -448,3 +448,15 @@ fn priority_and_param_filters_match_the_host() {
     wr64(&mut p, 16, 4); // NO_ERROR_CAPTURE: not allowed through IOCTL_SIMPLE
     assert!(g.call(1, &p, 32).is_none(), "protocol error");
 }
+
+#[test]
+fn guest_writes_to_the_shmem_header_are_violations() {
+    let _s = serial();
+    let mut g = Guest::new(9);
+    let before = crate::log::violation_count();
+    // SAFETY: offset 4 of the mapped shmem.
+    unsafe { std::ptr::write_volatile(g.shm.add(4) as *mut u32, 4096) };
+    assert_eq!(g.getparam(4), (0, 0x9a49));
+    assert!(crate::log::violation_count() > before);
+    assert_eq!(g.shm_u32(4), 16, "restored");
+}
