@@ -356,7 +356,7 @@ fn engine_main(dev: Arc<Device>, desc: EngineDesc, rx: mpsc::Receiver<Job>) {
             cs::Outcome::Completed { .. } => job.fence.signal(0),
             bad => {
                 crate::log::info(&format!(
-                    "engine {}:{}: GPU hang ({bad:?}); resetting, context marked guilty",
+                    "engine {}:{}: GPU hang ({bad:x?}); resetting, context marked guilty",
                     desc.class, desc.instance
                 ));
                 dev.resets.fetch_add(1, Ordering::Relaxed);
