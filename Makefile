@@ -42,3 +42,18 @@ vm-smoke: sid-tree
 	$(VM)/run-guest.sh --renderer stock --logdir build/vm/smoke \
 		--gpu virtio-gpu-gl-pci,blob=on,hostmem=1G \
 		--cmd 'cat /sys/kernel/debug/dri/0/virtio-gpu-features; ls /dev/dri'
+
+# --- Guest kernel (Rust-enabled Linux 7.3; not part of demo/test yet) ---------
+# Toolchain: clang/lld/llvm 19, bindgen-cli, rust-src; source: Debian's
+# linux-source-7.3 (pinned) + rust/ + patches/; build dir printed on stdout.
+KERNEL := tools/kernel
+.PHONY: toolchain kernel kernel-debug
+
+toolchain:
+	$(KERNEL)/setup-toolchain.sh
+
+kernel: toolchain
+	$(KERNEL)/build.sh
+
+kernel-debug: toolchain
+	$(KERNEL)/build.sh --debug
