@@ -10,7 +10,9 @@
 # with the rust/ overlay stays at one path, so edits under rust/ rebuild
 # incrementally in the same build dir.  Build dirs unused for 14 days are pruned.
 set -euo pipefail
+# shellcheck source=tools/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
+# shellcheck source=tools/kernel/env.sh
 . "$(dirname "$0")/env.sh"
 
 debug=0 margs=()
@@ -85,7 +87,7 @@ done < <(cat "${frags[@]}")
 if ((${#missing[@]})); then
     for m in "${missing[@]}"; do
         sym=${m#\# }; sym=${sym%%[= ]*}
-        log "not in the final .config: $m (final: $(grep -E "^(# )?$sym[= ]" "$O/.config" || echo absent))"
+        log "not in the final .config: $m (final: $(grep -E "^(# )?${sym}[= ]" "$O/.config" || echo absent))"
     done
     die "${#missing[@]} fragment line(s) did not land in $O/.config (unmet dependencies?)"
 fi

@@ -15,7 +15,9 @@
 #                                              .virtio-intel-overlay holds the key of
 #                                              the rust/ + patches/ content applied
 set -euo pipefail
+# shellcheck source=tools/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
+# shellcheck source=tools/kernel/env.sh
 . "$(dirname "$0")/env.sh"
 
 PKG=linux-source-7.3

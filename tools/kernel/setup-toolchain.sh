@@ -4,13 +4,15 @@
 # build tools, bindgen-cli from crates.io (pinned), and rustup's rust-src.
 # See docs kernel-build-notes.md section 1.  Run as root.
 set -euo pipefail
+# shellcheck source=tools/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
+# shellcheck source=tools/kernel/env.sh
 . "$(dirname "$0")/env.sh"
 
 need_root
 
 # --- Debian packages (major versions pinned by package name) -----------------
-PKGS=(clang-$KLLVM lld-$KLLVM llvm-$KLLVM libclang-$KLLVM-dev
+PKGS=("clang-$KLLVM" "lld-$KLLVM" "llvm-$KLLVM" "libclang-$KLLVM-dev"
       flex bison bc libelf-dev libssl-dev cpio kmod rsync dwarves make gcc libc6-dev
       python3 xz-utils)
 missing=()
@@ -54,6 +56,6 @@ else
 fi
 
 # --- the kernel's own check ----------------------------------------------------
-log "clang: $(clang-$KLLVM --version | head -n1)"
+log "clang: $("clang-$KLLVM" --version | head -n1)"
 log "rustc: $(rustc --version); bindgen: $("$bindgen" --version)"
 log "toolchain ready (use: LLVM=-$KLLVM, LIBCLANG_PATH=$LIBCLANG_PATH, PATH+=$KTOOLS/bin)"
