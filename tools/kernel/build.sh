@@ -89,6 +89,10 @@ if ((${#missing[@]})); then
         sym=${m#\# }; sym=${sym%%[= ]*}
         log "not in the final .config: $m (final: $(grep -E "^(# )?${sym}[= ]" "$O/.config" || echo absent))"
     done
+    if [[ " ${missing[*]} " == *" CONFIG_RUST=y "* ]]; then
+        log "CONFIG_RUST did not land; the kernel's own check says:"
+        kmake rustavailable >&2 || true
+    fi
     die "${#missing[@]} fragment line(s) did not land in $O/.config (unmet dependencies?)"
 fi
 touch "$O/.virtio-intel-config"
