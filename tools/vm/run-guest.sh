@@ -197,11 +197,11 @@ else
 fi
 # Kernel problems: only kernel log lines (timestamped), so that a test
 # program printing "WARNING:" does not count.
-bad='Kernel panic|Oops|BUG:|WARNING:|KASAN|UBSAN|possible circular locking|kmemleak|general protection fault|Call Trace'
+bad='Kernel panic|Oops|BUG:|WARNING:|KASAN|UBSAN|possible circular locking|kmemleak: [0-9]+ new suspected|general protection fault|Call Trace'
 kbad=$( { grep -E '^\[ *[0-9]+\.[0-9]+\]' <<<"$console"; strip "$logdir/ctl/dmesg.txt"; } |
         grep -E "$bad" | sort -u | head -n 20 || true)
 [[ -z $kbad ]] || fail "guest kernel reported problems:"$'\n'"$kbad"
-violations=$(grep -E '^VIOLATION' "$logdir/host.log" | head -n 20 || true)
+violations=$(grep -E '^(VIOLATION|BUG)' "$logdir/host.log" | head -n 20 || true)
 [[ -z $violations ]] || fail "host library reported protocol violations:"$'\n'"$violations"
 if [[ $renderer == project ]]; then
     head -n1 "$logdir/host.log" | grep 'virtio-intel-host' | grep -q 'loaded' ||
