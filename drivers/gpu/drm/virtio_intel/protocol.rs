@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! virtio-gpu control commands and the DRM capset (`include/uapi/linux/virtio_gpu.h`,
+//! `virtio-intel-protocol.md` §1).
+//!
+//! Every command is a `#[repr(C)]` struct starting with [`CtrlHdr`]; [`Command`] ties it
+//! to its response type. All fields are little-endian on the wire; the structs store
+//! them in wire order and convert on access.
+
+use kernel::{
+    prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    }, //
+};
+
+/// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
+pub(crate) const CMD_GET_CAPSET_INFO: u32 = 0x0108;
+/// `VIRTIO_GPU_CMD_GET_CAPSET`.
+pub(crate) const CMD_GET_CAPSET: u32 = 0x0109;
+/// `VIRTIO_GPU_RESP_OK_CAPSET_INFO`.
+pub(crate) const RESP_OK_CAPSET_INFO: u32 = 0x1102;
+/// `VIRTIO_GPU_RESP_OK_CAPSET`.
+pub(crate) const RESP_OK_CAPSET: u32 = 0x1103;
+/// First error response (`VIRTIO_GPU_RESP_ERR_UNSPEC`).
+pub(crate) const RESP_ERR_UNSPEC: u32 = 0x1200;
+
+/// Capset id of the DRM native context.
+pub(crate) const CAPSET_DRM: u32 = 6;
+/// `VIRTGPU_DRM_CONTEXT_I915`.
+pub(crate) const CONTEXT_TYPE_I915: u32 = 3;
+
+/// Feature bits (`VIRTIO_GPU_F_*`).
+pub(crate) const F_VIRGL: u32 = 0;
+pub(crate) const F_RESOURCE_BLOB: u32 = 3;
+pub(crate) const F_CONTEXT_INIT: u32 = 4;
+pub(crate) const F_BLOB_ALIGNMENT: u32 = 5;
+/// `VIRTIO_F_VERSION_1`.
+pub(crate) const F_VERSION_1: u32 = 32;
+
+/// Config space offsets (`struct virtio_gpu_config`).
+pub(crate) const CONFIG_NUM_CAPSETS: u32 = 12;
+pub(crate) const CONFIG_BLOB_ALIGNMENT: u32 = 16;
+
+/// `VIRTIO_GPU_SHM_ID_HOST_VISIBLE`.
+pub(crate) const SHM_ID_HOST_VISIBLE: u8 = 1;
+
+/// `struct virtio_gpu_ctrl_hdr` (24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CtrlHdr {
+    type_: u32,
+    flags: u32,
+    fence_id: u64,
+    ctx_id: u32,
+    ring_idx: u8,
+    padding: [u8; 3],
+}
+
+// SAFETY: `CtrlHdr` is `repr(C)` with only integer fields and no implicit padding.
+unsafe impl AsBytes for CtrlHdr {}
+// SAFETY: Any bit pattern is a valid `CtrlHdr`.
+unsafe impl FromBytes for CtrlHdr {}
+
+impl CtrlHdr {
+    /// A header for command `type_` with no fence and no context.
+    pub(crate) fn new(type_: u32) -> Self {
+        Self { type_: type_.to_le(), ..Default::default() }
+    }
+
+    /// The command or response type.
+    pub(crate) fn type_(&self) -> u32 {
+        u32::from_le(self.type_)
+    }
+}
+
+/// A control command and its response.
+pub(crate) trait Command: AsBytes {
+    /// What the device answers.
+    type Response: FromBytes;
+    /// The response type code that means success.
+    const OK: u32;
+}
+
+/// `struct virtio_gpu_get_capset_info`.
+#[repr(C)]
+pub(crate) struct GetCapsetInfo {
+    hdr: CtrlHdr,
+    capset_index: u32,
+    padding: u32,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for GetCapsetInfo {}
+
+impl GetCapsetInfo {
+    pub(crate) fn new(index: u32) -> Self {
+        Self { hdr: CtrlHdr::new(CMD_GET_CAPSET_INFO), capset_index: index.to_le(), padding: 0 }
+    }
+}
+
+/// `struct virtio_gpu_resp_capset_info`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RespCapsetInfo {
+    pub(crate) hdr: CtrlHdr,
+    capset_id: u32,
+    capset_max_version: u32,
+    capset_max_size: u32,
+    padding: u32,
+}
+
+// SAFETY: Any bit pattern is valid.
+unsafe impl FromBytes for RespCapsetInfo {}
+
+impl RespCapsetInfo {
+    pub(crate) fn id(&self) -> u32 {
+        u32::from_le(self.capset_id)
+    }
+    pub(crate) fn max_version(&self) -> u32 {
+        u32::from_le(self.capset_max_version)
+    }
+    pub(crate) fn max_size(&self) -> u32 {
+        u32::from_le(self.capset_max_size)
+    }
+}
+
+impl Command for GetCapsetInfo {
+    type Response = RespCapsetInfo;
+    const OK: u32 = RESP_OK_CAPSET_INFO;
+}
+
+/// `struct virtio_gpu_get_capset`.
+#[repr(C)]
+pub(crate) struct GetCapset {
+    hdr: CtrlHdr,
+    capset_id: u32,
+    capset_version: u32,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for GetCapset {}
+
+impl GetCapset {
+    pub(crate) fn new(id: u32, version: u32) -> Self {
+        Self { hdr: CtrlHdr::new(CMD_GET_CAPSET), capset_id: id.to_le(), capset_version: version.to_le() }
+    }
+}
+
+/// The part of `struct virgl_renderer_capset_drm` this driver uses (48 bytes; the host's
+/// struct is 160 or more).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CapsetDrm {
+    wire_format_version: u32,
+    version_major: u32,
+    version_minor: u32,
+    version_patchlevel: u32,
+    context_type: u32,
+    pad: u32,
+    pci_bus: u32,
+    pci_dev: u32,
+    pci_func: u32,
+    pci_revision_id: u32,
+    pci_domain: u32,
+    pci_device_id: u32,
+}
+
+// SAFETY: Any bit pattern is valid.
+unsafe impl FromBytes for CapsetDrm {}
+
+/// The response to [`GetCapset`] for capset 6: header plus the capset.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RespCapsetDrm {
+    pub(crate) hdr: CtrlHdr,
+    pub(crate) capset: CapsetDrm,
+}
+
+// SAFETY: Any bit pattern is valid.
+unsafe impl FromBytes for RespCapsetDrm {}
+
+impl Command for GetCapset {
+    type Response = RespCapsetDrm;
+    const OK: u32 = RESP_OK_CAPSET;
+}
+
+/// The host's i915 identity, validated from the DRM capset.
+///
+/// # Invariants
+///
+/// `context_type` is [`CONTEXT_TYPE_I915`], the wire format is 1 and the PCI ids fit
+/// their PCI widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct I915Identity {
+    pub(crate) device_id: u16,
+    pub(crate) revision: u8,
+    pub(crate) bus: u8,
+    pub(crate) dev: u8,
+    pub(crate) func: u8,
+    pub(crate) domain: u32,
+    pub(crate) drm_version: (u32, u32, u32),
+}
+
+impl I915Identity {
+    /// Validates a DRM capset (everything in it comes from the untrusted host).
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` when the host serves another kind of native context or a wire format this
+    /// driver does not speak; `EINVAL` when a PCI field is out of range.
+    pub(crate) fn from_capset(c: &CapsetDrm) -> Result<Self> {
+        let ctx = u32::from_le(c.context_type);
+        let wire = u32::from_le(c.wire_format_version);
+        if ctx != CONTEXT_TYPE_I915 {
+            return Err(ENODEV);
+        }
+        if wire != 1 {
+            return Err(ENODEV);
+        }
+        let narrow = |v: u32| u8::try_from(u32::from_le(v)).map_err(|_| EINVAL);
+        Ok(Self {
+            device_id: u16::try_from(u32::from_le(c.pci_device_id)).map_err(|_| EINVAL)?,
+            revision: narrow(c.pci_revision_id)?,
+            bus: narrow(c.pci_bus)?,
+            dev: narrow(c.pci_dev)?,
+            func: narrow(c.pci_func)?,
+            domain: u32::from_le(c.pci_domain),
+            drm_version: (
+                u32::from_le(c.version_major),
+                u32::from_le(c.version_minor),
+                u32::from_le(c.version_patchlevel),
+            ),
+        })
+    }
+}
+
+#[kunit_tests(virtio_intel_protocol)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_virtio_gpu_h() {
+        assert_eq!(core::mem::size_of::<CtrlHdr>(), 24);
+        assert_eq!(core::mem::size_of::<GetCapsetInfo>(), 32);
+        assert_eq!(core::mem::size_of::<RespCapsetInfo>(), 40);
+        assert_eq!(core::mem::size_of::<GetCapset>(), 32);
+        assert_eq!(core::mem::size_of::<CapsetDrm>(), 48);
+        assert_eq!(core::mem::offset_of!(CapsetDrm, pci_device_id), 44);
+        assert_eq!(core::mem::offset_of!(CapsetDrm, context_type), 16);
+    }
+
+    fn tgl() -> CapsetDrm {
+        CapsetDrm {
+            wire_format_version: 1u32.to_le(),
+            version_major: 1u32.to_le(),
+            version_minor: 6u32.to_le(),
+            context_type: CONTEXT_TYPE_I915.to_le(),
+            pci_dev: 2u32.to_le(),
+            pci_revision_id: 1u32.to_le(),
+            pci_device_id: 0x9a49u32.to_le(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn capset_validation() {
+        let id = I915Identity::from_capset(&tgl()).expect("valid capset");
+        assert_eq!((id.device_id, id.revision, id.dev), (0x9a49, 1, 2));
+        let mut c = tgl();
+        c.context_type = 1u32.to_le();
+        assert_eq!(I915Identity::from_capset(&c), Err(ENODEV));
+        let mut c = tgl();
+        c.pci_device_id = 0x1_0000u32.to_le();
+        assert_eq!(I915Identity::from_capset(&c), Err(EINVAL));
+        let mut c = tgl();
+        c.wire_format_version = 2u32.to_le();
+        assert_eq!(I915Identity::from_capset(&c), Err(ENODEV));
+    }
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The control virtqueue: commands to the host and their responses.
+//!
+//! A command travels as a [`CtrlRequest`] that owns its bytes. Synchronous commands carry a
+//! [`Waiter`]; the virtqueue interrupt moves the response into it and wakes the caller,
+//! who waits with a bound and can be interrupted. A caller that gave up leaves the waiter
+//! to be freed with the response: no memory the device writes is ever freed early.
+
+use kernel::{
+    new_condvar,
+    new_spinlock_irq,
+    prelude::*,
+    sync::{
+        Arc,
+        CondVar,
+        CondVarTimeoutResult,
+        SpinLockIrq, //
+    },
+    time::msecs_to_jiffies,
+    transmute::{
+        FromBytes, //
+    },
+    virtio::{
+        self,
+        virtqueue::{
+            Buffers,
+            Handler,
+            Request,
+            Virtqueues, //
+        },
+    }, //
+};
+
+use crate::protocol::{
+    Command,
+    CtrlHdr,
+    RESP_ERR_UNSPEC, //
+};
+
+/// Index of the control queue; 1 is the cursor queue, unused here.
+const CONTROL_QUEUE: usize = 0;
+
+/// How long a synchronous command may take before the caller gives up.
+const COMMAND_TIMEOUT_MS: u32 = 5000;
+
+/// Where the response of a synchronous command is delivered.
+#[pin_data]
+pub(crate) struct Waiter {
+    #[pin]
+    done: SpinLockIrq<Option<(KVec<u8>, u32)>>,
+    #[pin]
+    cv: CondVar,
+}
+
+impl Waiter {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                done <- new_spinlock_irq!(None),
+                cv <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Waits for the response.
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT` after [`COMMAND_TIMEOUT_MS`], `ERESTARTSYS` on a signal.
+    fn wait(&self) -> Result<(KVec<u8>, u32)> {
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let mut g = self.done.lock();
+        loop {
+            if let Some(r) = g.take() {
+                return Ok(r);
+            }
+            match self.cv.wait_interruptible_timeout(&mut g, left) {
+                CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
+                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+            }
+        }
+    }
+}
+
+/// One control command in flight: its bytes, its response buffer and its waiter.
+pub(crate) struct CtrlRequest {
+    cmd: KVec<u8>,
+    resp: KVec<u8>,
+    waiter: Option<Arc<Waiter>>,
+}
+
+// SAFETY: `cmd` and `resp` are kmalloc'd buffers owned by the request, so they are DMA-able
+// and do not move while the request is queued.
+unsafe impl Request for CtrlRequest {
+    fn buffers(&mut self) -> Buffers<'_> {
+        Buffers { readable: [&self.cmd, &[]], writable: &mut self.resp }
+    }
+}
+
+/// Delivers finished control requests.
+pub(crate) struct CtrlHandler;
+
+impl Handler for CtrlHandler {
+    type Request = CtrlRequest;
+
+    fn complete(&self, _index: u32, mut req: KBox<CtrlRequest>, written: u32) {
+        if let Some(w) = req.waiter.take() {
+            let resp = core::mem::take(&mut req.resp);
+            *w.done.lock() = Some((resp, written));
+            w.cv.notify_all();
+        }
+    }
+}
+
+/// The control queue of one device.
+pub(crate) struct ControlQueue {
+    vqs: Arc<Virtqueues<CtrlHandler>>,
+}
+
+impl ControlQueue {
+    /// Sets up the control and cursor queues of `dev`.
+    pub(crate) fn new(dev: &virtio::Device<kernel::device::Core<'_>>) -> Result<Self> {
+        let vqs = Virtqueues::new(dev, &[c"control", c"cursor"], CtrlHandler)?;
+        Ok(Self { vqs })
+    }
+
+    /// Sends `cmd` and waits for its response.
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT`/`ERESTARTSYS` from the wait, `ENOSPC` when the queue is full, `EIO` when
+    /// the host answered with an error or with a short or unexpected response.
+    pub(crate) fn call<C: Command>(&self, cmd: &C) -> Result<C::Response> {
+        let size = core::mem::size_of::<C::Response>();
+        let mut bytes = KVec::with_capacity(core::mem::size_of::<C>(), GFP_KERNEL)?;
+        bytes.extend_from_slice(cmd.as_bytes(), GFP_KERNEL)?;
+        let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
+        resp.resize(size, 0, GFP_KERNEL)?;
+        let waiter = Waiter::new()?;
+        let req = KBox::new(CtrlRequest { cmd: bytes, resp, waiter: Some(waiter.clone()) }, GFP_KERNEL)?;
+        self.vqs.submit(CONTROL_QUEUE, req).map_err(|(e, _)| e)?;
+        let (resp, written) = waiter.wait()?;
+        let hdr = CtrlHdr::from_bytes_copy_prefix(&resp).map(|(h, _)| h).ok_or(EIO)?;
+        if hdr.type_() != C::OK {
+            if hdr.type_() >= RESP_ERR_UNSPEC {
+                pr_debug!("virtio_intel: host error response {:#x}\n", hdr.type_());
+            }
+            return Err(EIO);
+        }
+        // The host may answer with a shorter struct; what it did not write reads as zero.
+        let _ = written;
+        C::Response::from_bytes_copy(&resp).ok_or(EIO)
+    }
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! virtio-intel: a virtio-gpu DRM native context for Intel, presented as an i915 GPU.
+//!
+//! The driver binds to a virtio-gpu device whose host serves capset 6 with
+//! `context_type` 3 (virglrenderer's i915 backend) and translates the i915 uAPI into
+//! virtio-intel context commands. Layers:
+//!
+//! - [`protocol`]: virtio-gpu control commands and the DRM capset, with their byte layout;
+//! - [`transport`]: the control virtqueue and synchronous commands;
+//! - [`driver`]: probe, feature checks, capset discovery, host-visible memory.
+
+mod driver;
+mod protocol;
+mod transport;
+
+kernel::module_virtio_driver! {
+    type: driver::VirtioIntelDriver,
+    name: "virtio_intel",
+    authors: ["virtio-intel developers"],
+    description: "i915 uAPI over a virtio-gpu DRM native context",
+    license: "GPL v2",
+}

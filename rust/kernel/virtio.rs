@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtio devices and drivers.
+//!
+//! C header: [`include/linux/virtio.h`](srctree/include/linux/virtio.h) and
+//! [`include/linux/virtio_config.h`](srctree/include/linux/virtio_config.h).
+//!
+//! A virtio driver implements [`Driver`] and registers with [`module_virtio_driver!`].
+//! The virtio core negotiates the features listed in [`Driver::FEATURES`] before
+//! [`Driver::probe`] runs; the driver then sets up its virtqueues with
+//! [`virtqueue::Virtqueues::new`], marks the device ready and uses it. When the device is
+//! unbound, the adapter resets it after [`Driver::unbind`] returns, as the virtio core
+//! requires, and the driver's data (and with it the virtqueues) is dropped afterwards.
+
+pub mod virtqueue;
+
+use crate::{
+    bindings,
+    device,
+    driver,
+    error::{
+        from_result,
+        to_result, //
+    },
+    prelude::*,
+    types::Opaque,
+    ThisModule, //
+};
+use core::{
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    },
+};
+
+/// `VIRTIO_DEV_ANY_ID`: matches any vendor.
+pub const DEV_ANY_ID: u32 = u32::MAX;
+
+/// A virtio device id (`struct virtio_device_id`).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct DeviceId(bindings::virtio_device_id);
+
+impl DeviceId {
+    /// Matches devices of type `device` (e.g. 16 for a GPU) from any vendor.
+    pub const fn new(device: u32) -> Self {
+        Self(bindings::virtio_device_id {
+            device,
+            vendor: DEV_ANY_ID,
+        })
+    }
+
+    /// The all-zero entry that ends an id table.
+    pub const fn terminator() -> Self {
+        Self(bindings::virtio_device_id {
+            device: 0,
+            vendor: 0,
+        })
+    }
+
+    const fn is_terminator(&self) -> bool {
+        self.0.device == 0 && self.0.vendor == 0
+    }
+}
+
+/// A region of device memory exposed through a virtio shared memory capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmRegion {
+    /// Guest physical address of the region.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Checks that an id table is non-empty and ends with its terminator.
+const fn id_table_is_valid(ids: &[DeviceId]) -> bool {
+    ids.len() >= 2 && ids[ids.len() - 1].is_terminator()
+}
+
+/// The virtio driver trait.
+///
+/// # Examples
+///
+/// ```ignore
+/// struct MyDriver;
+///
+/// impl virtio::Driver for MyDriver {
+///     type Data<'bound> = MyData;
+///     const ID_TABLE: &'static [virtio::DeviceId] =
+///         &[virtio::DeviceId::new(16), virtio::DeviceId::terminator()];
+///     const FEATURES: &'static [u32] = &[0, 3, 4];
+///
+///     fn probe<'bound>(
+///         dev: &'bound virtio::Device<device::Core<'_>>,
+///     ) -> impl PinInit<MyData, Error> + 'bound {
+///         MyData::new(dev)
+///     }
+/// }
+/// ```
+pub trait Driver {
+    /// The driver's private data, owned by the device while the driver is bound.
+    type Data<'bound>: Send + 'bound;
+
+    /// Devices this driver binds to, ending with [`DeviceId::terminator`].
+    const ID_TABLE: &'static [DeviceId];
+
+    /// Feature bits the driver understands (`feature_table`); the core offers only
+    /// these to the device.
+    const FEATURES: &'static [u32];
+
+    /// Binds the driver to `dev`. The features have been negotiated already.
+    fn probe<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
+
+    /// Called before the driver is unbound; the adapter resets the device afterwards.
+    fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, this);
+    }
+
+    /// The device's configuration space changed.
+    fn config_changed<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, this);
+    }
+}
+
+/// Glue between the virtio core and a [`Driver`].
+pub struct Adapter<T: Driver>(T);
+
+// SAFETY:
+// - `bindings::virtio_driver` is a C type declared as `repr(C)`.
+// - `T::Data` is the type of the driver's device private data.
+// - `struct virtio_driver` embeds a `struct device_driver`.
+// - `DEVICE_DRIVER_OFFSET` is the correct byte offset to the embedded `struct device_driver`.
+unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
+    type DriverType = bindings::virtio_driver;
+    type DriverData<'bound> = T::Data<'bound>;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(Self::DriverType, driver);
+}
+
+// SAFETY: A call to `unregister` for a given instance of `DriverType` is guaranteed to be valid if
+// a preceding call to `register` has been successful.
+unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
+    unsafe fn register(
+        vdrv: &Opaque<Self::DriverType>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        if !id_table_is_valid(T::ID_TABLE) {
+            return Err(EINVAL);
+        }
+        let nfeatures = u32::try_from(T::FEATURES.len()).map_err(|_| EINVAL)?;
+        // SAFETY: It's safe to set the fields of `struct virtio_driver` on initialization; the
+        // id and feature tables are `'static`.
+        unsafe {
+            (*vdrv.get()).driver.name = name.as_char_ptr();
+            (*vdrv.get()).id_table = T::ID_TABLE.as_ptr().cast();
+            (*vdrv.get()).feature_table = T::FEATURES.as_ptr();
+            (*vdrv.get()).feature_table_size = nfeatures;
+            (*vdrv.get()).probe = Some(Self::probe_callback);
+            (*vdrv.get()).remove = Some(Self::remove_callback);
+            (*vdrv.get()).config_changed = Some(Self::config_changed_callback);
+        }
+
+        // SAFETY: `vdrv` is guaranteed to be a valid `DriverType`.
+        to_result(unsafe { bindings::__register_virtio_driver(vdrv.get(), module.as_ptr()) })
+    }
+
+    unsafe fn unregister(vdrv: &Opaque<Self::DriverType>) {
+        // SAFETY: `vdrv` is guaranteed to be a valid, registered `DriverType`.
+        unsafe { bindings::unregister_virtio_driver(vdrv.get()) }
+    }
+}
+
+impl<T: Driver> Adapter<T> {
+    extern "C" fn probe_callback(vdev: *mut bindings::virtio_device) -> c_int {
+        // SAFETY: The virtio core only ever calls the probe callback with a valid pointer to a
+        // `struct virtio_device`.
+        //
+        // INVARIANT: `vdev` is valid for the duration of `probe_callback()`.
+        let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        from_result(|| {
+            let data = T::probe(vdev);
+
+            vdev.as_ref().set_drvdata(data)?;
+            Ok(0)
+        })
+    }
+
+    extern "C" fn remove_callback(vdev: *mut bindings::virtio_device) {
+        // SAFETY: The virtio core only ever calls the remove callback with a valid pointer to a
+        // `struct virtio_device`.
+        //
+        // INVARIANT: `vdev` is valid for the duration of `remove_callback()`.
+        let dev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        // SAFETY: `remove_callback` is only ever called after a successful call to
+        // `probe_callback`, hence it's guaranteed that `Device::set_drvdata()` has been called
+        // and stored a `Pin<KBox<T::Data<'_>>>`.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+
+        T::unbind(dev, data);
+
+        // The virtio core expects the device to be reset when `remove` returns. Resetting also
+        // waits for running virtqueue callbacks, so none runs once the driver data is dropped.
+        // SAFETY: `vdev` is a valid virtio device.
+        unsafe { bindings::virtio_reset_device(vdev) };
+    }
+
+    extern "C" fn config_changed_callback(vdev: *mut bindings::virtio_device) {
+        // SAFETY: The virtio core calls this with a valid device, only while a driver is bound.
+        let dev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+        // SAFETY: The driver is bound (see above), so its data was set in `probe_callback`.
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        T::config_changed(dev, data);
+    }
+}
+
+/// Declares a kernel module that exposes a single virtio driver.
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::module_virtio_driver! {
+///     type: MyDriver,
+///     name: "my_virtio_driver",
+///     authors: ["Author"],
+///     description: "My virtio driver",
+///     license: "GPL v2",
+/// }
+/// ```
+#[macro_export]
+macro_rules! module_virtio_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::virtio::Adapter<T>, { $($f)* });
+    };
+}
+
+/// A virtio device (`struct virtio_device`).
+///
+/// # Invariants
+///
+/// A [`Device`] instance represents a valid `struct virtio_device` created by the virtio core.
+#[repr(transparent)]
+pub struct Device<Ctx: device::DeviceContext = device::Normal>(
+    Opaque<bindings::virtio_device>,
+    PhantomData<Ctx>,
+);
+
+impl<Ctx: device::DeviceContext> Device<Ctx> {
+    pub(crate) fn as_raw(&self) -> *mut bindings::virtio_device {
+        self.0.get()
+    }
+
+    /// The virtio device type (e.g. 16 for a GPU).
+    pub fn device_id(&self) -> u32 {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`.
+        unsafe { (*self.as_raw()).id.device }
+    }
+
+    /// Whether feature bit `bit` was negotiated.
+    pub fn has_feature(&self, bit: u32) -> bool {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`.
+        unsafe { bindings::virtio_has_feature(self.as_raw(), bit) }
+    }
+
+    /// Reads `buf.len()` bytes of the configuration space at `offset`, with the generation
+    /// check of the virtio core (a torn read is retried).
+    pub fn config_read(&self, offset: u32, buf: &mut [u8]) {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; the device is valid.
+        unsafe {
+            bindings::virtio_cread_bytes(self.as_raw(), offset, buf.as_mut_ptr().cast(), buf.len())
+        }
+    }
+
+    /// Reads a little-endian `u32` field of the configuration space (virtio 1.0 devices are
+    /// little-endian).
+    pub fn config_read_le32(&self, offset: u32) -> u32 {
+        let mut b = [0u8; 4];
+        self.config_read(offset, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// The shared memory region `id`, if the device has one.
+    pub fn shm_region(&self, id: u8) -> Option<ShmRegion> {
+        let mut r = bindings::virtio_shm_region { addr: 0, len: 0 };
+        // SAFETY: `r` is a valid out-parameter; the device is valid.
+        let found = unsafe { bindings::virtio_get_shm_region(self.as_raw(), &mut r, id) };
+        (found && r.len != 0).then_some(ShmRegion {
+            addr: r.addr,
+            len: r.len,
+        })
+    }
+}
+
+impl Device<device::Core<'_>> {
+    /// Marks the device ready (`DRIVER_OK`): the driver may use its virtqueues from now on.
+    ///
+    /// Call it in probe, after the virtqueues were set up and before the first buffer is
+    /// queued. The virtio core calls it after a successful probe otherwise.
+    pub fn ready(&self) {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`.
+        unsafe { bindings::virtio_device_ready(self.as_raw()) }
+    }
+}
+
+// SAFETY: `virtio::Device` is a transparent wrapper of `struct virtio_device`.
+// The offset is guaranteed to point to a valid device field inside `virtio::Device`.
+unsafe impl<Ctx: device::DeviceContext> device::AsBusDevice<Ctx> for Device<Ctx> {
+    const OFFSET: usize = offset_of!(bindings::virtio_device, dev);
+}
+
+// SAFETY: `Device` is a transparent wrapper of a type that doesn't depend on `Device`'s generic
+// argument.
+kernel::impl_device_context_deref!(unsafe { Device });
+kernel::impl_device_context_into_aref!(Device);
+
+// SAFETY: Instances of `Device` are always reference-counted.
+unsafe impl crate::sync::aref::AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: The existence of a shared reference guarantees that the refcount is non-zero.
+        unsafe { bindings::get_device(self.as_ref().as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // CAST: `Self` a transparent wrapper of `bindings::virtio_device`.
+        let vdev: *mut bindings::virtio_device = obj.cast().as_ptr();
+
+        // SAFETY: By the type invariant of `Self`, `vdev` is a pointer to a valid
+        // `struct virtio_device`.
+        let dev = unsafe { addr_of_mut!((*vdev).dev) };
+
+        // SAFETY: The safety requirements guarantee that the refcount is non-zero.
+        unsafe { bindings::put_device(dev) }
+    }
+}
+
+impl<Ctx: device::DeviceContext> AsRef<device::Device<Ctx>> for Device<Ctx> {
+    fn as_ref(&self) -> &device::Device<Ctx> {
+        // SAFETY: By the type invariant of `Self`, `self.as_raw()` is a pointer to a valid
+        // `struct virtio_device`.
+        let dev = unsafe { addr_of_mut!((*self.as_raw()).dev) };
+
+        // SAFETY: `dev` points to a valid `struct device`.
+        unsafe { device::Device::from_raw(dev) }
+    }
+}
+
+// SAFETY: A `Device` is only a handle to a C device whose operations are thread-safe.
+unsafe impl Send for Device {}
+
+// SAFETY: `Device` can be shared among threads because all methods of `Device`
+// (i.e. `Device<Normal>) are thread safe.
+unsafe impl Sync for Device {}
+
+#[kunit_tests(rust_virtio)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_tables_need_a_terminator() {
+        assert!(id_table_is_valid(&[DeviceId::new(16), DeviceId::terminator()]));
+        assert!(!id_table_is_valid(&[DeviceId::new(16)]));
+        assert!(!id_table_is_valid(&[DeviceId::terminator()]));
+        assert!(!id_table_is_valid(&[DeviceId::terminator(), DeviceId::new(16)]));
+    }
+
+    #[test]
+    fn any_vendor() {
+        let id = DeviceId::new(16);
+        assert_eq!(id.0.vendor, DEV_ANY_ID);
+        assert!(!id.is_terminator());
+    }
+}
