@@ -12,6 +12,7 @@
 //! unbound, the adapter resets it after [`Driver::unbind`] returns, as the virtio core
 //! requires, and the driver's data (and with it the virtqueues) is dropped afterwards.
 
+pub mod shm;
 pub mod virtqueue;
 
 use crate::{

@@ -3,8 +3,18 @@
 //! Probe: features, the DRM capset, and the host-visible memory region.
 
 use kernel::{
-    device::Core,
+    device::{
+        Core,
+        DeviceContext, //
+    },
+    drm::{
+        self,
+        gem,
+        ioctl, //
+    },
     prelude::*,
+    sync::Arc,
+    uapi,
     virtio, //
 };
 
@@ -23,7 +33,22 @@ use crate::{
         F_VIRGL,
         SHM_ID_HOST_VISIBLE, //
     },
+    file::File,
+    gem::Bo,
+    shared::Shared,
     transport::ControlQueue,
+};
+
+/// The DRM device of this driver.
+pub(crate) type I915Device<Ctx = drm::Normal> = drm::Device<VirtioIntelDriver, Ctx>;
+
+/// What userspace sees in `DRM_IOCTL_VERSION`: an i915.
+const INFO: drm::DriverInfo = drm::DriverInfo {
+    major: 1,
+    minor: 6,
+    patchlevel: 0,
+    name: c"i915",
+    desc: c"Intel Graphics (virtio native context)",
 };
 
 /// `VIRTIO_ID_GPU`.
@@ -36,32 +61,53 @@ const MAX_CAPSETS: u32 = 64;
 pub(crate) struct VirtioIntelDriver;
 
 /// Per-device state while the driver is bound.
-pub(crate) struct DeviceData {
-    _ctrl: ControlQueue,
-    /// The host's i915, from capset 6.
-    pub(crate) identity: I915Identity,
-    /// The host-visible window (virtio shm region 1).
-    pub(crate) hostmem: virtio::ShmRegion,
-    /// Blob size and map offset alignment (1 page when the device does not say).
-    pub(crate) blob_alignment: u64,
+///
+/// Field order matters: the DRM registration goes first (unplugging the DRM device ends
+/// every ioctl), then the shared state.
+pub(crate) struct DeviceData<'bound> {
+    _reg: drm::Registration<'bound, VirtioIntelDriver>,
+    shared: Arc<Shared>,
 }
 
 impl virtio::Driver for VirtioIntelDriver {
-    type Data<'bound> = DeviceData;
+    type Data<'bound> = DeviceData<'bound>;
 
     const ID_TABLE: &'static [virtio::DeviceId] =
         &[virtio::DeviceId::new(VIRTIO_ID_GPU), virtio::DeviceId::terminator()];
 
     const FEATURES: &'static [u32] = &[F_VIRGL, F_RESOURCE_BLOB, F_CONTEXT_INIT, F_BLOB_ALIGNMENT];
 
-    fn probe<'bound>(dev: &'bound virtio::Device<Core<'_>>) -> impl PinInit<DeviceData, Error> + 'bound {
-        DeviceData::probe(dev)
-            .inspect_err(|e| dev_err!(dev.as_ref(), "not binding: {:?}\n", e))
+    fn probe<'bound>(dev: &'bound virtio::Device<Core<'_>>) -> impl PinInit<DeviceData<'bound>, Error> + 'bound {
+        DeviceData::probe(dev).inspect_err(|e| dev_err!(dev.as_ref(), "not binding: {:?}\n", e))
+    }
+
+    fn unbind<'bound>(_dev: &'bound virtio::Device<Core<'_>>, this: Pin<&DeviceData<'bound>>) {
+        // Files may outlive the binding: cut them off from the queue before it goes.
+        drop(this.shared.revoke());
     }
 }
 
-impl DeviceData {
-    fn probe(dev: &virtio::Device<Core<'_>>) -> Result<Self> {
+#[vtable]
+impl drm::Driver for VirtioIntelDriver {
+    type Data = Arc<Shared>;
+    type RegistrationData<'a> = ();
+    type File = File;
+    type Object = gem::Object<Bo>;
+    type ParentDevice<Ctx: DeviceContext> = virtio::Device<Ctx>;
+
+    const INFO: drm::DriverInfo = INFO;
+    const FEAT_RENDER: bool = true;
+
+    kernel::declare_drm_ioctls_sparse! {
+        (0x06, I915_GETPARAM, drm::ioctl::IOWR::<uapi::drm_i915_getparam>(0x46),
+            drm_i915_getparam, ioctl::RENDER_ALLOW, File::getparam),
+        (0x39, I915_QUERY, drm::ioctl::IOWR::<uapi::drm_i915_query>(0x79),
+            drm_i915_query, ioctl::RENDER_ALLOW, File::query),
+    }
+}
+
+impl<'bound> DeviceData<'bound> {
+    fn probe(dev: &'bound virtio::Device<Core<'_>>) -> Result<Self> {
         for (bit, name) in [
             (F_VERSION_1, "VERSION_1"),
             (F_VIRGL, "VIRGL"),
@@ -130,6 +176,11 @@ impl DeviceData {
             blob_alignment,
             info.max_version()
         );
-        Ok(Self { _ctrl: ctrl, identity, hostmem, blob_alignment })
+        let shared = Shared::new(identity, hostmem, blob_alignment, ctrl)?;
+        let drm = drm::UnregisteredDevice::<VirtioIntelDriver>::new(dev, Ok::<_, Error>(shared.clone()))?;
+        // SAFETY: The registration is stored in the driver data and dropped with it; it is
+        // never leaked.
+        let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, (), 0)? };
+        Ok(Self { _reg: reg, shared })
     }
 }

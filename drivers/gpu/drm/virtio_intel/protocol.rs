@@ -236,6 +236,222 @@ impl I915Identity {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// Contexts, blobs and submission
+
+pub(crate) const CMD_RESOURCE_UNREF: u32 = 0x0102;
+pub(crate) const CMD_RESOURCE_CREATE_BLOB: u32 = 0x010c;
+pub(crate) const CMD_CTX_CREATE: u32 = 0x0200;
+pub(crate) const CMD_CTX_DESTROY: u32 = 0x0201;
+pub(crate) const CMD_SUBMIT_3D: u32 = 0x0207;
+pub(crate) const CMD_RESOURCE_MAP_BLOB: u32 = 0x0208;
+pub(crate) const CMD_RESOURCE_UNMAP_BLOB: u32 = 0x0209;
+/// `VIRTIO_GPU_RESP_OK_NODATA`.
+pub(crate) const RESP_OK_NODATA: u32 = 0x1100;
+/// `VIRTIO_GPU_RESP_OK_MAP_INFO`.
+pub(crate) const RESP_OK_MAP_INFO: u32 = 0x1106;
+/// `VIRTIO_GPU_FLAG_FENCE` and `VIRTIO_GPU_FLAG_INFO_RING_IDX`.
+pub(crate) const FLAG_FENCE: u32 = 1;
+pub(crate) const FLAG_INFO_RING_IDX: u32 = 2;
+/// `VIRTIO_GPU_BLOB_MEM_HOST3D`, `VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE`.
+pub(crate) const BLOB_MEM_HOST3D: u32 = 2;
+pub(crate) const BLOB_FLAG_USE_MAPPABLE: u32 = 1;
+
+impl CtrlHdr {
+    /// A header for command `type_` in context `ctx`.
+    pub(crate) fn in_ctx(type_: u32, ctx: u32) -> Self {
+        Self { type_: type_.to_le(), ctx_id: ctx.to_le(), ..Default::default() }
+    }
+
+    /// Asks for a fence on ring `ring`: the host answers once the fence retires.
+    pub(crate) fn fenced(mut self, fence_id: u64, ring: u8) -> Self {
+        self.flags = (FLAG_FENCE | FLAG_INFO_RING_IDX).to_le();
+        self.fence_id = fence_id.to_le();
+        self.ring_idx = ring;
+        self
+    }
+}
+
+/// A response that is only a header.
+pub(crate) type RespNoData = CtrlHdr;
+
+/// `struct virtio_gpu_ctx_create`.
+#[repr(C)]
+pub(crate) struct CtxCreate {
+    hdr: CtrlHdr,
+    nlen: u32,
+    context_init: u32,
+    debug_name: [u8; 64],
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for CtxCreate {}
+
+impl CtxCreate {
+    /// A context of capset `capset` named `name` (truncated to 63 bytes).
+    pub(crate) fn new(ctx: u32, capset: u32, name: &[u8]) -> Self {
+        let mut debug_name = [0u8; 64];
+        let n = name.len().min(63);
+        debug_name[..n].copy_from_slice(&name[..n]);
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_CTX_CREATE, ctx),
+            nlen: (n as u32).to_le(),
+            context_init: capset.to_le(),
+            debug_name,
+        }
+    }
+}
+
+impl Command for CtxCreate {
+    type Response = RespNoData;
+    const OK: u32 = RESP_OK_NODATA;
+}
+
+/// `struct virtio_gpu_ctx_destroy`.
+#[repr(C)]
+pub(crate) struct CtxDestroy {
+    hdr: CtrlHdr,
+}
+
+// SAFETY: `repr(C)`, no padding.
+unsafe impl AsBytes for CtxDestroy {}
+
+impl CtxDestroy {
+    pub(crate) fn new(ctx: u32) -> Self {
+        Self { hdr: CtrlHdr::in_ctx(CMD_CTX_DESTROY, ctx) }
+    }
+}
+
+impl Command for CtxDestroy {
+    type Response = RespNoData;
+    const OK: u32 = RESP_OK_NODATA;
+}
+
+/// `struct virtio_gpu_resource_create_blob`.
+#[repr(C)]
+pub(crate) struct ResourceCreateBlob {
+    hdr: CtrlHdr,
+    resource_id: u32,
+    blob_mem: u32,
+    blob_flags: u32,
+    nr_entries: u32,
+    blob_id: u64,
+    size: u64,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for ResourceCreateBlob {}
+
+impl ResourceCreateBlob {
+    /// A HOST3D blob of context `ctx`.
+    pub(crate) fn host3d(ctx: u32, res: u32, flags: u32, blob_id: u64, size: u64) -> Self {
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_RESOURCE_CREATE_BLOB, ctx),
+            resource_id: res.to_le(),
+            blob_mem: BLOB_MEM_HOST3D.to_le(),
+            blob_flags: flags.to_le(),
+            nr_entries: 0,
+            blob_id: blob_id.to_le(),
+            size: size.to_le(),
+        }
+    }
+}
+
+impl Command for ResourceCreateBlob {
+    type Response = RespNoData;
+    const OK: u32 = RESP_OK_NODATA;
+}
+
+/// `struct virtio_gpu_resource_map_blob`.
+#[repr(C)]
+pub(crate) struct ResourceMapBlob {
+    hdr: CtrlHdr,
+    resource_id: u32,
+    padding: u32,
+    offset: u64,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for ResourceMapBlob {}
+
+impl ResourceMapBlob {
+    pub(crate) fn new(ctx: u32, res: u32, offset: u64) -> Self {
+        Self { hdr: CtrlHdr::in_ctx(CMD_RESOURCE_MAP_BLOB, ctx), resource_id: res.to_le(), padding: 0, offset: offset.to_le() }
+    }
+}
+
+/// `struct virtio_gpu_resp_map_info`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RespMapInfo {
+    hdr: CtrlHdr,
+    map_info: u32,
+    padding: u32,
+}
+
+// SAFETY: Any bit pattern is valid.
+unsafe impl FromBytes for RespMapInfo {}
+
+impl RespMapInfo {
+    /// `VIRTIO_GPU_MAP_CACHE_*` (low four bits).
+    pub(crate) fn cache(&self) -> u32 {
+        u32::from_le(self.map_info) & 0xf
+    }
+}
+
+impl Command for ResourceMapBlob {
+    type Response = RespMapInfo;
+    const OK: u32 = RESP_OK_MAP_INFO;
+}
+
+/// A command naming one resource (`RESOURCE_UNMAP_BLOB`, `RESOURCE_UNREF`).
+#[repr(C)]
+pub(crate) struct ResourceCmd {
+    hdr: CtrlHdr,
+    resource_id: u32,
+    padding: u32,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for ResourceCmd {}
+
+impl ResourceCmd {
+    pub(crate) fn unmap_blob(ctx: u32, res: u32) -> Self {
+        Self { hdr: CtrlHdr::in_ctx(CMD_RESOURCE_UNMAP_BLOB, ctx), resource_id: res.to_le(), padding: 0 }
+    }
+    pub(crate) fn unref(res: u32) -> Self {
+        Self { hdr: CtrlHdr::new(CMD_RESOURCE_UNREF), resource_id: res.to_le(), padding: 0 }
+    }
+}
+
+impl Command for ResourceCmd {
+    type Response = RespNoData;
+    const OK: u32 = RESP_OK_NODATA;
+}
+
+/// `struct virtio_gpu_cmd_submit` (header of `SUBMIT_3D`; the ccmd stream follows).
+#[repr(C)]
+pub(crate) struct Submit3d {
+    hdr: CtrlHdr,
+    size: u32,
+    padding: u32,
+}
+
+// SAFETY: `repr(C)`, integer fields, no implicit padding.
+unsafe impl AsBytes for Submit3d {}
+
+impl Submit3d {
+    /// A submit of `size` bytes in context `ctx`, fenced on `ring` with `fence_id`.
+    pub(crate) fn fenced(ctx: u32, size: u32, fence_id: u64, ring: u8) -> Self {
+        Self { hdr: CtrlHdr::in_ctx(CMD_SUBMIT_3D, ctx).fenced(fence_id, ring), size: size.to_le(), padding: 0 }
+    }
+}
+
+impl Command for Submit3d {
+    type Response = RespNoData;
+    const OK: u32 = RESP_OK_NODATA;
+}
+
 #[kunit_tests(virtio_intel_protocol)]
 mod tests {
     use super::*;
@@ -249,6 +465,11 @@ mod tests {
         assert_eq!(core::mem::size_of::<CapsetDrm>(), 48);
         assert_eq!(core::mem::offset_of!(CapsetDrm, pci_device_id), 44);
         assert_eq!(core::mem::offset_of!(CapsetDrm, context_type), 16);
+        assert_eq!(core::mem::size_of::<CtxCreate>(), 96);
+        assert_eq!(core::mem::size_of::<ResourceCreateBlob>(), 56);
+        assert_eq!(core::mem::size_of::<ResourceMapBlob>(), 40);
+        assert_eq!(core::mem::size_of::<RespMapInfo>(), 32);
+        assert_eq!(core::mem::size_of::<Submit3d>(), 32);
     }
 
     fn tgl() -> CapsetDrm {

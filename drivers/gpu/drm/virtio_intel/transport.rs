@@ -88,6 +88,7 @@ impl Waiter {
 /// One control command in flight: its bytes, its response buffer and its waiter.
 pub(crate) struct CtrlRequest {
     cmd: KVec<u8>,
+    data: KVec<u8>,
     resp: KVec<u8>,
     waiter: Option<Arc<Waiter>>,
 }
@@ -96,7 +97,7 @@ pub(crate) struct CtrlRequest {
 // and do not move while the request is queued.
 unsafe impl Request for CtrlRequest {
     fn buffers(&mut self) -> Buffers<'_> {
-        Buffers { readable: [&self.cmd, &[]], writable: &mut self.resp }
+        Buffers { readable: [&self.cmd, &self.data], writable: &mut self.resp }
     }
 }
 
@@ -134,13 +135,20 @@ impl ControlQueue {
     /// `ETIMEDOUT`/`ERESTARTSYS` from the wait, `ENOSPC` when the queue is full, `EIO` when
     /// the host answered with an error or with a short or unexpected response.
     pub(crate) fn call<C: Command>(&self, cmd: &C) -> Result<C::Response> {
+        self.call_with_data(cmd, &[])
+    }
+
+    /// Like [`Self::call`], with `data` sent after the command (the SUBMIT_3D payload).
+    pub(crate) fn call_with_data<C: Command>(&self, cmd: &C, data: &[u8]) -> Result<C::Response> {
+        let mut payload = KVec::with_capacity(data.len(), GFP_KERNEL)?;
+        payload.extend_from_slice(data, GFP_KERNEL)?;
         let size = core::mem::size_of::<C::Response>();
         let mut bytes = KVec::with_capacity(core::mem::size_of::<C>(), GFP_KERNEL)?;
         bytes.extend_from_slice(cmd.as_bytes(), GFP_KERNEL)?;
         let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
         resp.resize(size, 0, GFP_KERNEL)?;
         let waiter = Waiter::new()?;
-        let req = KBox::new(CtrlRequest { cmd: bytes, resp, waiter: Some(waiter.clone()) }, GFP_KERNEL)?;
+        let req = KBox::new(CtrlRequest { cmd: bytes, data: payload, resp, waiter: Some(waiter.clone()) }, GFP_KERNEL)?;
         self.vqs.submit(CONTROL_QUEUE, req).map_err(|(e, _)| e)?;
         let (resp, written) = waiter.wait()?;
         let hdr = CtrlHdr::from_bytes_copy_prefix(&resp).map(|(h, _)| h).ok_or(EIO)?;

@@ -8,10 +8,20 @@
 //!
 //! - [`protocol`]: virtio-gpu control commands and the DRM capset, with their byte layout;
 //! - [`transport`]: the control virtqueue and synchronous commands;
-//! - [`driver`]: probe, feature checks, capset discovery, host-visible memory.
+//! - [`ccmd`]: virtio-intel context commands;
+//! - [`context`]: a file's host context, response page and synchronous ccmds;
+//! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
+//! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
+//! - [`file`]: the i915 ioctls.
 
+mod ccmd;
+mod context;
 mod driver;
+mod file;
+mod gem;
+mod hostmem;
 mod protocol;
+mod shared;
 mod transport;
 
 kernel::module_virtio_driver! {

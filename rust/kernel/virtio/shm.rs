@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel mappings of a virtio shared memory region.
+//!
+//! A virtio device can expose memory that both the host and the guest access, through a
+//! shared memory region ([`super::ShmRegion`]). [`ShmMapping`] maps a window of such a
+//! region into the kernel. The host writes the memory concurrently, so every access is a
+//! bounds-checked volatile load or store; [`ShmMapping::load_acquire_u32`] orders later
+//! reads after a value the host publishes.
+
+use crate::{
+    bindings,
+    prelude::*, //
+};
+use core::sync::atomic::{
+    fence,
+    Ordering, //
+};
+
+use super::ShmRegion;
+
+/// A write-back kernel mapping of `len` bytes at `offset` of a shared memory region.
+///
+/// # Invariants
+///
+/// `ptr` is the start of a live `memremap` mapping of exactly `len` bytes (`len > 0`),
+/// unmapped only in `Drop`.
+pub struct ShmMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: The mapping is plain memory accessed only through volatile, bounds-checked
+// operations; it can be used from any thread.
+unsafe impl Send for ShmMapping {}
+// SAFETY: See `Send`: shared access is part of the model (the host writes concurrently).
+unsafe impl Sync for ShmMapping {}
+
+impl ShmMapping {
+    /// Maps `len` bytes at `offset` of `region` (write-back caching).
+    ///
+    /// The caller must know that the host has memory behind that window (for virtio-gpu:
+    /// after a successful `RESOURCE_MAP_BLOB`); reading an unbacked window is not unsafe but
+    /// yields whatever the device returns.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` when the window is empty or not inside the region, `ENOMEM` when the
+    /// mapping fails.
+    pub fn new(region: &ShmRegion, offset: u64, len: usize) -> Result<Self> {
+        let len64 = u64::try_from(len).map_err(|_| EINVAL)?;
+        let end = offset.checked_add(len64).ok_or(EINVAL)?;
+        if len == 0 || end > region.len {
+            return Err(EINVAL);
+        }
+        let phys = region.addr.checked_add(offset).ok_or(EINVAL)?;
+        // SAFETY: `phys..phys + len` lies inside the device's shared memory region, which is
+        // device memory owned by the bound driver; `memremap` validates the rest.
+        let p = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: `p` maps `len` bytes.
+        Ok(Self { ptr: p.cast(), len })
+    }
+
+    /// Size of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never true; see the invariant).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, offset: usize, n: usize) -> Result {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Copies bytes at `offset` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        self.check(offset, out.len())?;
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: `offset + i < len` (checked); the mapping is live (invariant).
+            *b = unsafe { core::ptr::read_volatile(self.ptr.add(offset + i)) };
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result {
+        self.check(offset, data.len())?;
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: `offset + i < len` (checked); the mapping is live (invariant).
+            unsafe { core::ptr::write_volatile(self.ptr.add(offset + i), *b) };
+        }
+        Ok(())
+    }
+
+    /// Reads a little-endian `u32` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn read_u32(&self, offset: usize) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(offset, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u64` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn read_u64(&self, offset: usize) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read(offset, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian `u32` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn write_u32(&self, offset: usize, v: u32) -> Result {
+        self.write(offset, &v.to_le_bytes())
+    }
+
+    /// Reads a `u32` the host publishes, ordering every later read of the mapping after it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping.
+    pub fn load_acquire_u32(&self, offset: usize) -> Result<u32> {
+        let v = self.read_u32(offset)?;
+        fence(Ordering::Acquire);
+        Ok(v)
+    }
+}
+
+impl Drop for ShmMapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `memremap` (invariant) and is not used after this.
+        unsafe { bindings::memunmap(self.ptr.cast()) };
+    }
+}

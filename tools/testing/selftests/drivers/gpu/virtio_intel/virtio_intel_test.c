@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio_intel: the i915 uAPI of the render node, answered by the host.
+ *
+ * Runs in a guest with virtio_intel.ko bound. The expected PCI device id of the host GPU
+ * comes from VIRTIO_INTEL_DEVICE_ID (default 0x9a49, the software host's TGL GT2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <drm/drm.h>
+#include <drm/i915_drm.h>
+
+#include "kselftest_harness.h"
+
+static const char *render_node(void)
+{
+	const char *n = getenv("VIRTIO_INTEL_NODE");
+
+	return n ? n : "/dev/dri/renderD128";
+}
+
+static int expected_devid(void)
+{
+	const char *s = getenv("VIRTIO_INTEL_DEVICE_ID");
+
+	return s ? (int)strtol(s, NULL, 0) : 0x9a49;
+}
+
+static int getparam(int fd, int param, int *value)
+{
+	struct drm_i915_getparam gp = { .param = param, .value = value };
+
+	return ioctl(fd, DRM_IOCTL_I915_GETPARAM, &gp) ? -errno : 0;
+}
+
+static int query_item(int fd, struct drm_i915_query_item *item)
+{
+	struct drm_i915_query q = {
+		.num_items = 1,
+		.items_ptr = (uintptr_t)item,
+	};
+
+	return ioctl(fd, DRM_IOCTL_I915_QUERY, &q) ? -errno : 0;
+}
+
+FIXTURE(node) {
+	int fd;
+};
+
+FIXTURE_SETUP(node)
+{
+	self->fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(self->fd, 0) TH_LOG("open %s: %s", render_node(), strerror(errno));
+}
+
+FIXTURE_TEARDOWN(node)
+{
+	close(self->fd);
+}
+
+TEST_F(node, version_is_i915)
+{
+	char name[32] = { 0 };
+	struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
+
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_VERSION, &v));
+	EXPECT_STREQ("i915", name);
+}
+
+TEST_F(node, chipset_id_matches_the_capset)
+{
+	int v = 0;
+
+	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(expected_devid(), v);
+}
+
+TEST_F(node, unknown_param_is_einval)
+{
+	int v = 0;
+
+	EXPECT_EQ(-EINVAL, getparam(self->fd, 9999, &v));
+}
+
+TEST_F(node, bad_user_pointer_is_efault)
+{
+	EXPECT_EQ(-EFAULT, getparam(self->fd, I915_PARAM_CHIPSET_ID, (int *)8));
+	EXPECT_EQ(-EFAULT, ioctl(self->fd, DRM_IOCTL_I915_GETPARAM, (void *)8) ? -errno : 0);
+}
+
+TEST_F(node, query_length_protocol)
+{
+	uint32_t ids[] = { DRM_I915_QUERY_TOPOLOGY_INFO, DRM_I915_QUERY_ENGINE_INFO };
+
+	for (unsigned int i = 0; i < 2; i++) {
+		struct drm_i915_query_item item = { .query_id = ids[i] };
+		char *buf;
+
+		ASSERT_EQ(0, query_item(self->fd, &item));
+		ASSERT_GT(item.length, 0) TH_LOG("query %u: length %d", ids[i], item.length);
+		buf = calloc(1, item.length);
+		ASSERT_NE(NULL, buf);
+		item.data_ptr = (uintptr_t)buf;
+		ASSERT_EQ(0, query_item(self->fd, &item));
+		EXPECT_GT(item.length, 0);
+		if (ids[i] == DRM_I915_QUERY_ENGINE_INFO) {
+			struct drm_i915_query_engine_info *e = (void *)buf;
+
+			EXPECT_GE(e->num_engines, 1);
+			EXPECT_EQ(I915_ENGINE_CLASS_RENDER, e->engines[0].engine.engine_class);
+		} else {
+			struct drm_i915_query_topology_info *t = (void *)buf;
+
+			EXPECT_GE(t->max_slices, 1);
+		}
+		/* Too small a buffer: a per-item -EINVAL, the ioctl itself succeeds. */
+		item.length = 4;
+		ASSERT_EQ(0, query_item(self->fd, &item));
+		EXPECT_EQ(-EINVAL, item.length);
+		free(buf);
+	}
+}
+
+TEST_F(node, query_errors)
+{
+	struct drm_i915_query_item item = { .query_id = 0x7777 };
+	struct drm_i915_query q = { .num_items = 1, .flags = 1, .items_ptr = (uintptr_t)&item };
+
+	ASSERT_EQ(0, query_item(self->fd, &item));
+	EXPECT_EQ(-EINVAL, item.length);
+	EXPECT_EQ(-EINVAL, ioctl(self->fd, DRM_IOCTL_I915_QUERY, &q) ? -errno : 0);
+	q.flags = 0;
+	q.items_ptr = 8;
+	EXPECT_EQ(-EFAULT, ioctl(self->fd, DRM_IOCTL_I915_QUERY, &q) ? -errno : 0);
+}
+
+TEST(many_processes_query_at_once)
+{
+	enum { N = 8 };
+	pid_t pids[N];
+
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		ASSERT_GE(pids[i], 0);
+		if (pids[i] == 0) {
+			int fd = open(render_node(), O_RDWR | O_CLOEXEC);
+			int v = 0, ok = fd >= 0;
+
+			for (int k = 0; ok && k < 16; k++)
+				ok = getparam(fd, I915_PARAM_CHIPSET_ID, &v) == 0 && v == expected_devid();
+			_exit(ok ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int status = 0;
+
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+TEST_HARNESS_MAIN
