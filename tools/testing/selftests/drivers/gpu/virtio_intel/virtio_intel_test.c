@@ -5,7 +5,9 @@
  * Runs in a guest with virtio_intel.ko bound. The expected PCI device id of the host GPU
  * comes from VIRTIO_INTEL_DEVICE_ID (default 0x9a49, the software host's TGL GT2).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -164,6 +166,50 @@ TEST(many_processes_query_at_once)
 		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
 		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
+}
+
+/* Unbinding the driver with a file open must be safe; the file then gets -ENODEV. */
+TEST(unbind_with_open_file)
+{
+	const char *drv = "/sys/bus/virtio/drivers/virtio_intel";
+	char dev[256] = { 0 }, path[512];
+	int fd, ufd, v = 0;
+	DIR *d;
+	struct dirent *e;
+
+	d = opendir(drv);
+	ASSERT_NE(NULL, d);
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "virtio", 6))
+			snprintf(dev, sizeof(dev), "%s", e->d_name);
+	closedir(d);
+	ASSERT_NE(0, dev[0]) TH_LOG("no device bound to virtio_intel");
+
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+
+	snprintf(path, sizeof(path), "%s/unbind", drv);
+	ufd = open(path, O_WRONLY);
+	ASSERT_GE(ufd, 0);
+	ASSERT_EQ((ssize_t)strlen(dev), write(ufd, dev, strlen(dev)));
+	close(ufd);
+
+	EXPECT_EQ(-ENODEV, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	close(fd);
+
+	snprintf(path, sizeof(path), "%s/bind", drv);
+	ufd = open(path, O_WRONLY);
+	ASSERT_GE(ufd, 0);
+	ASSERT_EQ((ssize_t)strlen(dev), write(ufd, dev, strlen(dev)));
+	close(ufd);
+
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0) TH_LOG("render node did not come back after rebinding");
+	v = 0;
+	EXPECT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(expected_devid(), v);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN

@@ -1,0 +1,63 @@
+#!/bin/bash
+# The driver tests: build the project kernel (and its debug variant with --debug),
+# virtio_intel.ko and the kselftests, boot the kernel under the software host, and run
+# - the built-in Rust KUnit suites (at boot) and the driver's KUnit suites (at insmod),
+# - the kselftests (tools/testing/selftests/drivers/gpu/virtio_intel),
+# - rmmod, and with --debug a kmemleak scan (KASAN/lockdep/kmemleak reports fail the run).
+# Prints one "N passed, N failed" line; exits non-zero on any failure.
+# usage: tools/kernel/test-driver.sh [--debug]
+set -uo pipefail
+. "$(dirname "$0")/../vm/lib.sh"
+. "$(dirname "$0")/env.sh"
+
+debug=() tag=driver
+if [[ ${1:-} == --debug ]]; then debug=(--debug) tag=driver-debug; fi
+need_root
+out=$REPO_ROOT/build/$tag
+rm -rf "$out"; mkdir -p "$out/share"
+
+O=$("$KDIR_SCRIPTS/build.sh" "${debug[@]}") || die "kernel build failed"
+log "kernel: $O"
+make -s -C "$O" M="$REPO_ROOT/drivers/gpu/drm/virtio_intel" LLVM=-$KLLVM modules >"$out/module.log" 2>&1 ||
+    { cat "$out/module.log"; die "virtio_intel.ko did not build"; }
+cp "$REPO_ROOT/drivers/gpu/drm/virtio_intel/virtio_intel.ko" "$out/share/"
+make -s -C "$O" LLVM=-$KLLVM headers_install INSTALL_HDR_PATH="$O/usr-headers" >/dev/null 2>&1 ||
+    die "headers_install failed"
+ktree=$(sed -n 's/^KERNELSRC\s*:\?=\s*//p' "$O/Makefile" 2>/dev/null | head -n1)
+[[ -n $ktree ]] || ktree=$(readlink -f "$O/source")
+gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -I"$ktree/tools/testing/selftests" \
+    -o "$out/share/virtio_intel_test" \
+    "$REPO_ROOT/tools/testing/selftests/drivers/gpu/virtio_intel/virtio_intel_test.c" ||
+    die "the kselftest did not build"
+
+guest_cmd='set -u
+insmod /mnt/host/virtio_intel.ko || { echo "insmod failed"; exit 10; }
+/mnt/host/virtio_intel_test; rc=$?
+rmmod virtio_intel || { echo "rmmod failed"; rc=11; }
+if [ -w /sys/kernel/debug/kmemleak ]; then
+    echo scan > /sys/kernel/debug/kmemleak; sleep 6; echo scan > /sys/kernel/debug/kmemleak
+    n=$(grep -c "unreferenced object" /sys/kernel/debug/kmemleak)
+    echo "kmemleak: $n unreferenced object(s)"; cat /sys/kernel/debug/kmemleak | head -60
+    [ "$n" = 0 ] || rc=12
+fi
+exit $rc'
+rc=0
+VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" --kernel "$O/arch/x86/boot/bzImage" --modprobe "" \
+    --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag" --timeout 600 \
+    --cmd "$guest_cmd" 2>&1 | tee "$out/guest.log" || rc=$?
+
+# Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
+dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
+outlog=$REPO_ROOT/build/vm/$tag/output.log
+ks_pass=$(grep -cE '^ok [0-9]+ ' "$outlog" 2>/dev/null); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
+ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
+ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
+for suite in rust_virtio virtio_intel_protocol virtio_intel_ccmd virtio_intel_hostmem; do
+    grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
+done
+[[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }
+passed=$((ks_pass + ku_pass)) failed=$((ks_fail + ku_fail))
+if [[ $rc == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed; runner rc=$rc"
+echo "$passed passed, $failed failed"
+[[ $failed == 0 ]]
