@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VM := tools/vm
 
-.PHONY: setup sid-tree host client host-test client-test demo test vm-smoke
+.PHONY: driver-test setup sid-tree host client host-test client-test demo test vm-smoke
 
 setup:
 	$(VM)/setup-host.sh
@@ -27,14 +27,15 @@ client-test: setup
 	$(VM)/cargo.sh client-test
 
 # Boot a guest on the project's host library and run the client in it.
-demo: sid-tree host client
+demo: sid-tree host client toolchain
 	rm -rf build/demo-share && mkdir -p build/demo-share
 	cp tools/virtio-intel-client/target/release/virtio-intel-client build/demo-share/
 	$(VM)/run-guest.sh --renderer project --share build/demo-share \
 		--logdir build/vm/demo --cmd "/mnt/host/virtio-intel-client $(CLIENT_ARGS)"
+	$(KERNEL)/test-driver.sh
 
 # Unit tests + the guest run; ends with "N passed, N failed".
-test: sid-tree
+test: sid-tree toolchain
 	$(VM)/test.sh
 
 # The rig alone, on Debian's virglrenderer (no project code needed).
@@ -57,3 +58,8 @@ kernel: toolchain
 
 kernel-debug: toolchain
 	$(KERNEL)/build.sh --debug
+
+# The driver on the project kernel (and its KASAN/lockdep/kmemleak variant).
+driver-test: sid-tree toolchain
+	$(KERNEL)/test-driver.sh
+	$(KERNEL)/test-driver.sh --debug

@@ -68,5 +68,21 @@ else
     echo "=== guest: skipped, the host library or the client did not build"
 fi
 
+# The kernel driver on the project kernel: KUnit, kselftests, unbind/rmmod; then the
+# same on the debug kernel (KASAN, lockdep, kmemleak).
+for variant in "" --debug; do
+    name=driver${variant:+-debug}
+    echo "=== $name: project kernel + virtio_intel.ko"
+    rc=0
+    "$REPO_ROOT/tools/kernel/test-driver.sh" $variant 2>&1 | tee "$out/$name.log" || rc=$?
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/$name.log" | tail -n1)
+    if [[ -n $line ]]; then
+        read -r p _ f _ <<<"${line//,/}"
+        passed=$((passed + p)) failed=$((failed + f))
+    elif [[ $rc != 0 ]]; then
+        failed=$((failed + 1)); echo "=== $name: FAILED before any test ran (rc=$rc)"
+    fi
+done
+
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
