@@ -13,6 +13,9 @@ set -uo pipefail
 debug=() tag=driver
 if [[ ${1:-} == --debug ]]; then debug=(--debug) tag=driver-debug; fi
 need_root
+# The module build runs rustc and bindgen, like build.sh: put them on PATH.
+find_cargo
+export PATH=$KTOOLS/bin:$PATH
 out=$REPO_ROOT/build/$tag
 rm -rf "$out"; mkdir -p "$out/share"
 
