@@ -122,7 +122,10 @@ pub trait Driver {
     }
 
     /// The device's configuration space changed.
-    fn config_changed<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+    fn config_changed<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) {
         let _ = (dev, this);
     }
 }
@@ -363,10 +366,16 @@ mod tests {
 
     #[test]
     fn id_tables_need_a_terminator() {
-        assert!(id_table_is_valid(&[DeviceId::new(16), DeviceId::terminator()]));
+        assert!(id_table_is_valid(&[
+            DeviceId::new(16),
+            DeviceId::terminator()
+        ]));
         assert!(!id_table_is_valid(&[DeviceId::new(16)]));
         assert!(!id_table_is_valid(&[DeviceId::terminator()]));
-        assert!(!id_table_is_valid(&[DeviceId::terminator(), DeviceId::new(16)]));
+        assert!(!id_table_is_valid(&[
+            DeviceId::terminator(),
+            DeviceId::new(16)
+        ]));
     }
 
     #[test]

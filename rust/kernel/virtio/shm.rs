@@ -56,7 +56,8 @@ impl ShmMapping {
         let phys = region.addr.checked_add(offset).ok_or(EINVAL)?;
         // SAFETY: `phys..phys + len` lies inside the device's shared memory region, which is
         // device memory owned by the bound driver; `memremap` validates the rest.
-        let p = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
+        let p =
+            unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
         if p.is_null() {
             return Err(ENOMEM);
         }

@@ -12,8 +12,7 @@
 //! leaks and no memory is freed while the device may still access it.
 
 use crate::{
-    bindings,
-    device,
+    bindings, device,
     error::to_result,
     new_spinlock_irq,
     prelude::*,
@@ -158,7 +157,11 @@ impl<H: Handler> Virtqueues<H> {
     ///
     /// `EINVAL` for a bad index or oversized buffers, `ENOSPC` when the ring is full, or
     /// another error of `virtqueue_add_sgs`; the request is handed back with the error.
-    pub fn submit(&self, index: usize, mut req: KBox<H::Request>) -> Result<(), (Error, KBox<H::Request>)> {
+    pub fn submit(
+        &self,
+        index: usize,
+        mut req: KBox<H::Request>,
+    ) -> Result<(), (Error, KBox<H::Request>)> {
         let Some(&vq) = self.vqs.get(index) else {
             return Err((EINVAL, req));
         };
@@ -199,7 +202,14 @@ impl<H: Handler> Virtqueues<H> {
         // holds `nout + nin` initialised entries pointing into the request, which the queue
         // now owns through `token`.
         let ret = unsafe {
-            bindings::virtqueue_add_sgs(vq, list.as_mut_ptr(), nout, nin, token.cast(), GFP_ATOMIC.as_raw())
+            bindings::virtqueue_add_sgs(
+                vq,
+                list.as_mut_ptr(),
+                nout,
+                nin,
+                token.cast(),
+                GFP_ATOMIC.as_raw(),
+            )
         };
         if ret == 0 {
             // SAFETY: As above.
@@ -260,7 +270,9 @@ impl<H: Handler> PinnedDrop for Virtqueues<H> {
         for &vq in self.vqs.iter() {
             loop {
                 // SAFETY: The device is reset, so it no longer owns any buffer of `vq`.
-                let p = unsafe { bindings::virtqueue_detach_unused_buf(vq as *mut bindings::virtqueue) };
+                let p = unsafe {
+                    bindings::virtqueue_detach_unused_buf(vq as *mut bindings::virtqueue)
+                };
                 if p.is_null() {
                     break;
                 }

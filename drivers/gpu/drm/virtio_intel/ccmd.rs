@@ -180,7 +180,11 @@ mod tests {
 
     #[test]
     fn query_decoding_bounds_the_length() -> Result {
-        let q = Queryparam { query_id: 1, length: 8, flags: 0 };
+        let q = Queryparam {
+            query_id: 1,
+            length: 8,
+            flags: 0,
+        };
         let mut rsp = [0u8; 24];
         rsp[12..16].copy_from_slice(&9u32.to_le_bytes());
         // The host claims more than was asked for.
@@ -188,7 +192,11 @@ mod tests {
         rsp[12..16].copy_from_slice(&8u32.to_le_bytes());
         let a = q.decode(&rsp)?.map_err(|_| EIO)?;
         assert_eq!((a.length, a.data.len()), (8, 8));
-        let q0 = Queryparam { query_id: 1, length: 0, flags: 0 };
+        let q0 = Queryparam {
+            query_id: 1,
+            length: 0,
+            flags: 0,
+        };
         rsp[12..16].copy_from_slice(&30u32.to_le_bytes());
         let a = q0.decode(&rsp[..16])?.map_err(|_| EIO)?;
         assert_eq!((a.length, a.data.len()), (30, 0));

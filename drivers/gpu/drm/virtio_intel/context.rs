@@ -32,7 +32,8 @@ use crate::{
         ResourceMapBlob,
         Submit3d,
         BLOB_FLAG_USE_MAPPABLE,
-        CAPSET_DRM, //
+        CAPSET_DRM,
+        MAP_CACHE_CACHED, //
     },
     shared::Shared,
 };
@@ -67,13 +68,34 @@ impl HostContext {
         let shmem_res = shared.new_res_id();
         shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
         // From here on `Drop` undoes what was done.
-        let mut this = Self { shared: shared.clone(), ctx_id, shmem_res, shmem_off: u64::MAX, shm: None, seqno: 0 };
+        let mut this = Self {
+            shared: shared.clone(),
+            ctx_id,
+            shmem_res,
+            shmem_off: u64::MAX,
+            shm: None,
+            seqno: 0,
+        };
         shared.with_queue(|q| {
-            q.call(&ResourceCreateBlob::host3d(ctx_id, shmem_res, BLOB_FLAG_USE_MAPPABLE, 0, SHMEM_SIZE as u64))
+            q.call(&ResourceCreateBlob::host3d(
+                ctx_id,
+                shmem_res,
+                BLOB_FLAG_USE_MAPPABLE,
+                0,
+                SHMEM_SIZE as u64,
+            ))
         })?;
         let off = shared.alloc_hostmem(SHMEM_SIZE as u64)?;
         this.shmem_off = off;
-        shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
+        let map = shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
+        if map.cache() != MAP_CACHE_CACHED {
+            // The response page is read through a write-back mapping.
+            pr_warn!(
+                "virtio_intel: host maps the response page with cache mode {}\n",
+                map.cache()
+            );
+            return Err(EIO);
+        }
         let shm = ShmMapping::new(&shared.hostmem, off, SHMEM_SIZE)?;
         let rsp_off = shm.read_u32(SHMEM_RSP_MEM_OFFSET)?;
         if rsp_off != RSP_MEM_OFFSET {
@@ -122,11 +144,18 @@ impl HostContext {
         let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
         let fence = self.shared.new_fence_id();
         self.seqno = seqno;
-        self.shared.with_queue(|q| q.call_with_data(&Submit3d::fenced(self.ctx_id, len, fence, 0), &bytes))?;
+        self.shared.with_queue(|q| {
+            q.call_with_data(&Submit3d::fenced(self.ctx_id, len, fence, 0), &bytes)
+        })?;
 
         let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
         if published != seqno {
-            pr_debug!("virtio_intel: ctx {}: ccmd seqno {} not published (host has {})\n", self.ctx_id, seqno, published);
+            pr_debug!(
+                "virtio_intel: ctx {}: ccmd seqno {} not published (host has {})\n",
+                self.ctx_id,
+                seqno,
+                published
+            );
             return Err(EIO);
         }
         let written = shm.read_u32(slot)? as usize;

@@ -19,6 +19,8 @@ use kernel::{
 };
 
 use crate::{
+    file::File,
+    gem::Bo,
     protocol::{
         GetCapset,
         GetCapsetInfo,
@@ -33,8 +35,6 @@ use crate::{
         F_VIRGL,
         SHM_ID_HOST_VISIBLE, //
     },
-    file::File,
-    gem::Bo,
     shared::Shared,
     transport::ControlQueue,
 };
@@ -72,12 +72,16 @@ pub(crate) struct DeviceData<'bound> {
 impl virtio::Driver for VirtioIntelDriver {
     type Data<'bound> = DeviceData<'bound>;
 
-    const ID_TABLE: &'static [virtio::DeviceId] =
-        &[virtio::DeviceId::new(VIRTIO_ID_GPU), virtio::DeviceId::terminator()];
+    const ID_TABLE: &'static [virtio::DeviceId] = &[
+        virtio::DeviceId::new(VIRTIO_ID_GPU),
+        virtio::DeviceId::terminator(),
+    ];
 
     const FEATURES: &'static [u32] = &[F_VIRGL, F_RESOURCE_BLOB, F_CONTEXT_INIT, F_BLOB_ALIGNMENT];
 
-    fn probe<'bound>(dev: &'bound virtio::Device<Core<'_>>) -> impl PinInit<DeviceData<'bound>, Error> + 'bound {
+    fn probe<'bound>(
+        dev: &'bound virtio::Device<Core<'_>>,
+    ) -> impl PinInit<DeviceData<'bound>, Error> + 'bound {
         DeviceData::probe(dev).inspect_err(|e| dev_err!(dev.as_ref(), "not binding: {:?}\n", e))
     }
 
@@ -115,12 +119,19 @@ impl<'bound> DeviceData<'bound> {
             (F_CONTEXT_INIT, "CONTEXT_INIT"),
         ] {
             if !dev.has_feature(bit) {
-                dev_info!(dev.as_ref(), "device lacks feature {}: no native context\n", name);
+                dev_info!(
+                    dev.as_ref(),
+                    "device lacks feature {}: no native context\n",
+                    name
+                );
                 return Err(ENODEV);
             }
         }
         let hostmem = dev.shm_region(SHM_ID_HOST_VISIBLE).ok_or_else(|| {
-            dev_info!(dev.as_ref(), "no host-visible memory region: blobs cannot be mapped\n");
+            dev_info!(
+                dev.as_ref(),
+                "no host-visible memory region: blobs cannot be mapped\n"
+            );
             ENODEV
         })?;
         let blob_alignment = if dev.has_feature(F_BLOB_ALIGNMENT) {
@@ -129,7 +140,11 @@ impl<'bound> DeviceData<'bound> {
             4096
         };
         if !blob_alignment.is_power_of_two() {
-            dev_err!(dev.as_ref(), "blob alignment {} is not a power of two\n", blob_alignment);
+            dev_err!(
+                dev.as_ref(),
+                "blob alignment {} is not a power of two\n",
+                blob_alignment
+            );
             return Err(EINVAL);
         }
         let num_capsets = dev.config_read_le32(CONFIG_NUM_CAPSETS).min(MAX_CAPSETS);
@@ -145,11 +160,18 @@ impl<'bound> DeviceData<'bound> {
             }
         }
         let Some(info) = drm else {
-            dev_info!(dev.as_ref(), "host offers no DRM native context (capset 6)\n");
+            dev_info!(
+                dev.as_ref(),
+                "host offers no DRM native context (capset 6)\n"
+            );
             return Err(ENODEV);
         };
         if info.max_size() < 48 {
-            dev_err!(dev.as_ref(), "DRM capset of {} bytes is too short\n", info.max_size());
+            dev_err!(
+                dev.as_ref(),
+                "DRM capset of {} bytes is too short\n",
+                info.max_size()
+            );
             return Err(EINVAL);
         }
         let caps = ctrl.call(&GetCapset::new(CAPSET_DRM, 0))?;
@@ -177,7 +199,8 @@ impl<'bound> DeviceData<'bound> {
             info.max_version()
         );
         let shared = Shared::new(identity, hostmem, blob_alignment, ctrl)?;
-        let drm = drm::UnregisteredDevice::<VirtioIntelDriver>::new(dev, Ok::<_, Error>(shared.clone()))?;
+        let drm =
+            drm::UnregisteredDevice::<VirtioIntelDriver>::new(dev, Ok::<_, Error>(shared.clone()))?;
         // SAFETY: The registration is stored in the driver data and dropped with it; it is
         // never leaked.
         let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, (), 0)? };

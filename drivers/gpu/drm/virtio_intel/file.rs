@@ -45,9 +45,25 @@ struct QueryItem {
 
 impl QueryItem {
     fn decode(b: &[u8; QUERY_ITEM_SIZE]) -> Self {
-        let u64_at = |o: usize| u64::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
+        let u64_at = |o: usize| {
+            u64::from_le_bytes([
+                b[o],
+                b[o + 1],
+                b[o + 2],
+                b[o + 3],
+                b[o + 4],
+                b[o + 5],
+                b[o + 6],
+                b[o + 7],
+            ])
+        };
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        Self { query_id: u64_at(0), length: u32_at(8) as i32, flags: u32_at(12), data_ptr: u64_at(16) }
+        Self {
+            query_id: u64_at(0),
+            length: u32_at(8) as i32,
+            flags: u32_at(12),
+            data_ptr: u64_at(16),
+        }
     }
 }
 
@@ -65,7 +81,10 @@ impl drm::file::DriverFile for File {
 
     fn open(dev: &drm::Device<VirtioIntelDriver>) -> Result<Pin<KBox<Self>>> {
         let shared: &Arc<Shared> = dev;
-        KBox::pin_init(try_pin_init!(File { shared: shared.clone(), ctx <- new_mutex!(None) }), GFP_KERNEL)
+        KBox::pin_init(
+            try_pin_init!(File { shared: shared.clone(), ctx <- new_mutex!(None) }),
+            GFP_KERNEL,
+        )
     }
 }
 
@@ -90,11 +109,17 @@ impl File {
         file: &drm::File<File>,
     ) -> Result<u32> {
         let this = file.inner();
-        let value = this.with_ctx(|c| c.call(&Getparam { param: gp.param }))?.map_err(|errno| {
-            // The host's i915 errno, bounded to a real error code.
-            Error::from_errno(-(errno.min(4095) as i32))
-        })?;
-        let mut w = UserSlice::new(UserPtr::from_addr(gp.value as usize), core::mem::size_of::<i32>()).writer();
+        let value = this
+            .with_ctx(|c| c.call(&Getparam { param: gp.param }))?
+            .map_err(|errno| {
+                // The host's i915 errno, bounded to a real error code.
+                Error::from_errno(-(errno.min(4095) as i32))
+            })?;
+        let mut w = UserSlice::new(
+            UserPtr::from_addr(gp.value as usize),
+            core::mem::size_of::<i32>(),
+        )
+        .writer();
         w.write(&value)?;
         Ok(0)
     }
@@ -111,14 +136,20 @@ impl File {
         }
         let this = file.inner();
         for i in 0..q.num_items as usize {
-            let addr = (q.items_ptr as usize).checked_add(i * QUERY_ITEM_SIZE).ok_or(EFAULT)?;
+            let addr = (q.items_ptr as usize)
+                .checked_add(i * QUERY_ITEM_SIZE)
+                .ok_or(EFAULT)?;
             let mut raw = [0u8; QUERY_ITEM_SIZE];
-            UserSlice::new(UserPtr::from_addr(addr), QUERY_ITEM_SIZE).reader().read_slice(&mut raw)?;
+            UserSlice::new(UserPtr::from_addr(addr), QUERY_ITEM_SIZE)
+                .reader()
+                .read_slice(&mut raw)?;
             let item = QueryItem::decode(&raw);
             let length = this.query_item(&item)?;
             // Write back only `length` (offset 8), as i915 does.
             let at = addr.checked_add(8).ok_or(EFAULT)?;
-            UserSlice::new(UserPtr::from_addr(at), 4).writer().write_slice(&length.to_le_bytes())?;
+            UserSlice::new(UserPtr::from_addr(at), 4)
+                .writer()
+                .write_slice(&length.to_le_bytes())?;
         }
         Ok(0)
     }
@@ -138,7 +169,11 @@ impl File {
                 // Larger than any item this host can return through the response page.
                 return Err(ENOSPC);
             }
-            c.call(&Queryparam { query_id, length: want, flags: item.flags })
+            c.call(&Queryparam {
+                query_id,
+                length: want,
+                flags: item.flags,
+            })
         });
         let answer = match answer {
             Err(e) if e == ENOSPC => return Ok(EINVAL.to_errno()),
@@ -149,7 +184,8 @@ impl File {
             Err(errno) => return Err(Error::from_errno(-(errno.min(4095) as i32))),
         };
         if a.length > 0 && want > 0 {
-            let mut w = UserSlice::new(UserPtr::from_addr(item.data_ptr as usize), a.data.len()).writer();
+            let mut w =
+                UserSlice::new(UserPtr::from_addr(item.data_ptr as usize), a.data.len()).writer();
             if w.write_slice(&a.data).is_err() {
                 return Ok(EFAULT.to_errno());
             }

@@ -17,7 +17,11 @@ impl gem::DriverObject for Bo {
     type Driver = VirtioIntelDriver;
     type Args = ();
 
-    fn new(_dev: &kernel::drm::Device<VirtioIntelDriver>, _size: usize, _args: ()) -> impl PinInit<Self, Error> {
+    fn new(
+        _dev: &kernel::drm::Device<VirtioIntelDriver>,
+        _size: usize,
+        _args: (),
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Bo {})
     }
 }

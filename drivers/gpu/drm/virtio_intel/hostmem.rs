@@ -18,7 +18,11 @@ pub(crate) struct RangeAllocator {
 impl RangeAllocator {
     /// An allocator over `size` bytes whose ranges are aligned to `align` (a power of two).
     pub(crate) fn new(size: u64, align: u64) -> Self {
-        Self { size, align: align.max(1), used: KVec::new() }
+        Self {
+            size,
+            align: align.max(1),
+            used: KVec::new(),
+        }
     }
 
     /// Allocates `len` bytes (rounded up to the alignment); returns the offset.
@@ -44,7 +48,9 @@ impl RangeAllocator {
             return Err(ENOSPC);
         }
         self.used.reserve(1, GFP_KERNEL)?;
-        self.used.insert_within_capacity(at, (cursor, len)).map_err(|_| ENOMEM)?;
+        self.used
+            .insert_within_capacity(at, (cursor, len))
+            .map_err(|_| ENOMEM)?;
         Ok(cursor)
     }
 

@@ -66,7 +66,10 @@ unsafe impl FromBytes for CtrlHdr {}
 impl CtrlHdr {
     /// A header for command `type_` with no fence and no context.
     pub(crate) fn new(type_: u32) -> Self {
-        Self { type_: type_.to_le(), ..Default::default() }
+        Self {
+            type_: type_.to_le(),
+            ..Default::default()
+        }
     }
 
     /// The command or response type.
@@ -96,7 +99,11 @@ unsafe impl AsBytes for GetCapsetInfo {}
 
 impl GetCapsetInfo {
     pub(crate) fn new(index: u32) -> Self {
-        Self { hdr: CtrlHdr::new(CMD_GET_CAPSET_INFO), capset_index: index.to_le(), padding: 0 }
+        Self {
+            hdr: CtrlHdr::new(CMD_GET_CAPSET_INFO),
+            capset_index: index.to_le(),
+            padding: 0,
+        }
     }
 }
 
@@ -144,7 +151,11 @@ unsafe impl AsBytes for GetCapset {}
 
 impl GetCapset {
     pub(crate) fn new(id: u32, version: u32) -> Self {
-        Self { hdr: CtrlHdr::new(CMD_GET_CAPSET), capset_id: id.to_le(), capset_version: version.to_le() }
+        Self {
+            hdr: CtrlHdr::new(CMD_GET_CAPSET),
+            capset_id: id.to_le(),
+            capset_version: version.to_le(),
+        }
     }
 }
 
@@ -250,6 +261,8 @@ pub(crate) const CMD_RESOURCE_UNMAP_BLOB: u32 = 0x0209;
 pub(crate) const RESP_OK_NODATA: u32 = 0x1100;
 /// `VIRTIO_GPU_RESP_OK_MAP_INFO`.
 pub(crate) const RESP_OK_MAP_INFO: u32 = 0x1106;
+/// `VIRTIO_GPU_MAP_CACHE_CACHED`.
+pub(crate) const MAP_CACHE_CACHED: u32 = 1;
 /// `VIRTIO_GPU_FLAG_FENCE` and `VIRTIO_GPU_FLAG_INFO_RING_IDX`.
 pub(crate) const FLAG_FENCE: u32 = 1;
 pub(crate) const FLAG_INFO_RING_IDX: u32 = 2;
@@ -260,7 +273,11 @@ pub(crate) const BLOB_FLAG_USE_MAPPABLE: u32 = 1;
 impl CtrlHdr {
     /// A header for command `type_` in context `ctx`.
     pub(crate) fn in_ctx(type_: u32, ctx: u32) -> Self {
-        Self { type_: type_.to_le(), ctx_id: ctx.to_le(), ..Default::default() }
+        Self {
+            type_: type_.to_le(),
+            ctx_id: ctx.to_le(),
+            ..Default::default()
+        }
     }
 
     /// Asks for a fence on ring `ring`: the host answers once the fence retires.
@@ -318,7 +335,9 @@ unsafe impl AsBytes for CtxDestroy {}
 
 impl CtxDestroy {
     pub(crate) fn new(ctx: u32) -> Self {
-        Self { hdr: CtrlHdr::in_ctx(CMD_CTX_DESTROY, ctx) }
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_CTX_DESTROY, ctx),
+        }
     }
 }
 
@@ -376,7 +395,12 @@ unsafe impl AsBytes for ResourceMapBlob {}
 
 impl ResourceMapBlob {
     pub(crate) fn new(ctx: u32, res: u32, offset: u64) -> Self {
-        Self { hdr: CtrlHdr::in_ctx(CMD_RESOURCE_MAP_BLOB, ctx), resource_id: res.to_le(), padding: 0, offset: offset.to_le() }
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_RESOURCE_MAP_BLOB, ctx),
+            resource_id: res.to_le(),
+            padding: 0,
+            offset: offset.to_le(),
+        }
     }
 }
 
@@ -417,10 +441,18 @@ unsafe impl AsBytes for ResourceCmd {}
 
 impl ResourceCmd {
     pub(crate) fn unmap_blob(ctx: u32, res: u32) -> Self {
-        Self { hdr: CtrlHdr::in_ctx(CMD_RESOURCE_UNMAP_BLOB, ctx), resource_id: res.to_le(), padding: 0 }
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_RESOURCE_UNMAP_BLOB, ctx),
+            resource_id: res.to_le(),
+            padding: 0,
+        }
     }
     pub(crate) fn unref(res: u32) -> Self {
-        Self { hdr: CtrlHdr::new(CMD_RESOURCE_UNREF), resource_id: res.to_le(), padding: 0 }
+        Self {
+            hdr: CtrlHdr::new(CMD_RESOURCE_UNREF),
+            resource_id: res.to_le(),
+            padding: 0,
+        }
     }
 }
 
@@ -443,7 +475,11 @@ unsafe impl AsBytes for Submit3d {}
 impl Submit3d {
     /// A submit of `size` bytes in context `ctx`, fenced on `ring` with `fence_id`.
     pub(crate) fn fenced(ctx: u32, size: u32, fence_id: u64, ring: u8) -> Self {
-        Self { hdr: CtrlHdr::in_ctx(CMD_SUBMIT_3D, ctx).fenced(fence_id, ring), size: size.to_le(), padding: 0 }
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_SUBMIT_3D, ctx).fenced(fence_id, ring),
+            size: size.to_le(),
+            padding: 0,
+        }
     }
 }
 

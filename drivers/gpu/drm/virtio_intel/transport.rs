@@ -97,7 +97,10 @@ pub(crate) struct CtrlRequest {
 // and do not move while the request is queued.
 unsafe impl Request for CtrlRequest {
     fn buffers(&mut self) -> Buffers<'_> {
-        Buffers { readable: [&self.cmd, &self.data], writable: &mut self.resp }
+        Buffers {
+            readable: [&self.cmd, &self.data],
+            writable: &mut self.resp,
+        }
     }
 }
 
@@ -148,10 +151,20 @@ impl ControlQueue {
         let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
         resp.resize(size, 0, GFP_KERNEL)?;
         let waiter = Waiter::new()?;
-        let req = KBox::new(CtrlRequest { cmd: bytes, data: payload, resp, waiter: Some(waiter.clone()) }, GFP_KERNEL)?;
+        let req = KBox::new(
+            CtrlRequest {
+                cmd: bytes,
+                data: payload,
+                resp,
+                waiter: Some(waiter.clone()),
+            },
+            GFP_KERNEL,
+        )?;
         self.vqs.submit(CONTROL_QUEUE, req).map_err(|(e, _)| e)?;
         let (resp, written) = waiter.wait()?;
-        let hdr = CtrlHdr::from_bytes_copy_prefix(&resp).map(|(h, _)| h).ok_or(EIO)?;
+        let hdr = CtrlHdr::from_bytes_copy_prefix(&resp)
+            .map(|(h, _)| h)
+            .ok_or(EIO)?;
         if hdr.type_() != C::OK {
             if hdr.type_() >= RESP_ERR_UNSPEC {
                 pr_debug!("virtio_intel: host error response {:#x}\n", hdr.type_());
