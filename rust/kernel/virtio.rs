@@ -300,7 +300,26 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
     }
 }
 
+impl Device<device::Bound> {
+    /// The device that does DMA for this virtio device: its transport's device (for
+    /// virtio-pci, the PCI function). A virtio device itself has no DMA ops.
+    pub fn dma_device(&self) -> Option<&device::Device<device::Bound>> {
+        let parent = self.as_ref().parent()?;
+        // SAFETY: A bound virtio device keeps its transport (parent) device bound.
+        Some(unsafe { parent.as_bound() })
+    }
+}
+
 impl Device<device::Core<'_>> {
+    /// Resets the device: it stops using every buffer and forgets its features' state.
+    ///
+    /// The adapter does this when the driver is unbound; a driver calls it itself only to
+    /// recover a device. Running virtqueue callbacks are waited for.
+    pub fn reset(&self) {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`.
+        unsafe { bindings::virtio_reset_device(self.as_raw()) }
+    }
+
     /// Marks the device ready (`DRIVER_OK`): the driver may use its virtqueues from now on.
     ///
     /// Call it in probe, after the virtqueues were set up and before the first buffer is

@@ -224,6 +224,53 @@ impl<H: Handler> Virtqueues<H> {
         Ok(())
     }
 
+    /// Stops completion callbacks of virtqueue `index` (a hint: one may still arrive).
+    pub fn disable_callbacks(&self, index: usize) {
+        if let Some(&vq) = self.vqs.get(index) {
+            let _g = self.lock.lock();
+            // SAFETY: One of our live virtqueues, used under `lock`.
+            unsafe { bindings::virtqueue_disable_cb(vq as *mut bindings::virtqueue) };
+        }
+    }
+
+    /// Re-enables completion callbacks of virtqueue `index`. Returns `false` when requests
+    /// finished meanwhile, which the caller must then collect itself (by letting the
+    /// handler run; see [`Self::poll`]).
+    pub fn enable_callbacks(&self, index: usize) -> bool {
+        let Some(&vq) = self.vqs.get(index) else {
+            return true;
+        };
+        let _g = self.lock.lock();
+        // SAFETY: One of our live virtqueues, used under `lock`.
+        unsafe { bindings::virtqueue_enable_cb(vq as *mut bindings::virtqueue) }
+    }
+
+    /// Hands every finished request of virtqueue `index` to the handler, as the callback
+    /// does (for use while callbacks are disabled).
+    pub fn poll(&self, index: usize) {
+        if let Some(&vq) = self.vqs.get(index) {
+            let vq = vq as *mut bindings::virtqueue;
+            // SAFETY: One of our live virtqueues.
+            let i = unsafe { (*vq).index };
+            while let Some((req, len)) = self.get_buf(vq) {
+                self.handler.complete(i, req, len);
+            }
+        }
+    }
+
+    /// Number of free descriptors of virtqueue `index`.
+    pub fn num_free(&self, index: usize) -> u32 {
+        match self.vqs.get(index) {
+            Some(&vq) => {
+                let _g = self.lock.lock();
+                // SAFETY: One of our live virtqueues; `num_free` is maintained by the ring
+                // under our lock.
+                unsafe { (*(vq as *mut bindings::virtqueue)).num_free }
+            }
+            None => 0,
+        }
+    }
+
     /// Takes one finished request off virtqueue `vq`.
     fn get_buf(&self, vq: *mut bindings::virtqueue) -> Option<(KBox<H::Request>, u32)> {
         let mut len = 0u32;
