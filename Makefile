@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VM := tools/vm
 
-.PHONY: driver-test setup sid-tree host client host-test client-test demo test vm-smoke
+.PHONY: bench driver-test setup sid-tree host client host-test client-test demo test vm-smoke
 
 setup:
 	$(VM)/setup-host.sh
@@ -58,6 +58,10 @@ kernel: toolchain
 
 kernel-debug: toolchain
 	$(KERNEL)/build.sh --debug
+
+# Benchmark (medians and ratio, not a test): GETPARAM round trips, driver vs seed design.
+bench: sid-tree toolchain
+	$(VM)/bench.sh
 
 # The driver on the project kernel (and its KASAN/lockdep/kmemleak variant).
 driver-test: sid-tree toolchain

@@ -39,6 +39,7 @@ struct Opts {
     only: Vec<String>,
     device: String,
     hang_timeout: Duration,
+    bench: Option<u32>,
 }
 
 const USAGE: &str = "usage: virtio-intel-client [--verbose] [--only <check>[,<check>...]] [--negative]
@@ -49,7 +50,9 @@ Runs the virtio-intel protocol checks inside a virtio-gpu guest.
                    prerequisites are created on demand
   --negative       also run the protocol-violating check 'rejected-ccmd'
   --device <path>  render node (default /dev/dri/renderD128)
-  --hang-timeout   seconds to wait for the hung batch's fence (default 20)";
+  --hang-timeout   seconds to wait for the hung batch's fence (default 20)
+  --bench <n>      instead of the checks, time <n> synchronous GETPARAM ccmds and print
+                   the median and 90th percentile (the seed design's path, for tools/vm/bench.sh)";
 
 fn parse_args() -> Result<Option<Opts>, String> {
     let mut o = Opts {
@@ -58,12 +61,21 @@ fn parse_args() -> Result<Option<Opts>, String> {
         only: Vec::new(),
         device: DEFAULT_DEVICE.to_string(),
         hang_timeout: DEFAULT_HANG_TIMEOUT,
+        bench: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-v" | "--verbose" => o.verbose = true,
             "--negative" => o.negative = true,
+            "--bench" => {
+                let v = args.next().ok_or("--bench needs a count")?;
+                let n: u32 = v.parse().map_err(|_| format!("bad --bench {:?}", v))?;
+                if n == 0 {
+                    return Err("--bench needs a count above 0".into());
+                }
+                o.bench = Some(n);
+            }
             "--only" => {
                 let v = args.next().ok_or("--only needs a check name")?;
                 o.only.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
@@ -1117,6 +1129,25 @@ fn check_teardown(st: &mut State) -> CheckResult {
 
 // ---------------------------------------------------------------------------
 
+/// `--bench n`: n synchronous GETPARAM(CHIPSET_ID) ccmds through the upstream uAPI.
+fn bench(opts: &Opts, n: u32) -> Result<(), String> {
+    let dev = open_device(&opts.device)?;
+    let mut conn = Connection::init(dev, Some(DEBUG_NAME), false).map_err(e2s)?;
+    let mut us: Vec<f64> = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let r = getparam(&mut conn, I915_PARAM_CHIPSET_ID)?;
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+        if r.ret != 0 {
+            return Err(format!("GETPARAM ret {}", r.ret));
+        }
+    }
+    us.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+    println!("bench getparam-vdrm: median {:.1} us p90 {:.1} us over {} ops", at(0.5), at(0.9), n);
+    Ok(())
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(Some(o)) => o,
@@ -1126,6 +1157,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(n) = opts.bench {
+        if let Err(e) = bench(&opts, n) {
+            eprintln!("virtio-intel-client: bench: {}", e);
+            std::process::exit(1);
+        }
+        return;
+    }
     let selected: Vec<&Check> = CHECKS
         .iter()
         .enumerate()

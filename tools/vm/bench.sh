@@ -1,0 +1,44 @@
+#!/bin/bash
+# Benchmark (not a test): the latency of one synchronous i915 GETPARAM round trip through
+#  - virtio_intel.ko on the project kernel (the in-kernel translation), and
+#  - the seed design: userspace ccmds over Debian's virtio_gpu uAPI (virtio-intel-client).
+# Both run in this same invocation on the same host library; prints the medians, the
+# 90th percentiles and the ratio. Under TCG the absolute numbers are emulation-bound; the
+# ratio is what to compare between commits.
+# usage: tools/vm/bench.sh [count]   (default 2000)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$REPO_ROOT/tools/kernel/env.sh"
+need_root
+find_cargo
+export PATH=$KTOOLS/bin:$PATH
+n=${1:-2000}
+[[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "count must be a positive number"
+out=$REPO_ROOT/build/bench
+rm -rf "$out"; mkdir -p "$out/share"
+
+"$VM_DIR/cargo.sh" host >/dev/null
+"$VM_DIR/cargo.sh" client >/dev/null
+O=$("$REPO_ROOT/tools/kernel/build.sh")
+make -s -C "$O" M="$REPO_ROOT/drivers/gpu/drm/virtio_intel" LLVM=-$KLLVM modules >"$out/module.log" 2>&1 ||
+    { cat "$out/module.log"; die "virtio_intel.ko did not build"; }
+make -s -C "$O" LLVM=-$KLLVM headers_install INSTALL_HDR_PATH="$O/usr-headers" >/dev/null 2>&1
+cp "$REPO_ROOT/drivers/gpu/drm/virtio_intel/virtio_intel.ko" "$out/share/"
+cp "$REPO_ROOT/tools/virtio-intel-client/target/release/virtio-intel-client" "$out/share/"
+gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam_bench" \
+    "$REPO_ROOT/tools/bench/getparam_bench.c"
+
+"$VM_DIR/run-guest.sh" -q --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-vdrm" \
+    --cmd "/mnt/host/virtio-intel-client --bench $n" >/dev/null
+"$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
+    --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel" --append kunit.enable=0 \
+    --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n" >/dev/null
+
+vdrm=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm/output.log" | tr -d '\r')
+kern=$(grep -h '^bench getparam-kernel' "$REPO_ROOT/build/vm/bench-kernel/output.log" | tr -d '\r')
+[[ -n $vdrm && -n $kern ]] || die "a benchmark printed nothing (logs in build/vm/bench-*)"
+echo "seed design (userspace vdrm, Debian virtio_gpu): ${vdrm#bench getparam-vdrm: }"
+echo "virtio_intel.ko (in-kernel translation):        ${kern#bench getparam-kernel: }"
+awk -v a="$vdrm" -v b="$kern" 'BEGIN {
+    split(a, x, " "); split(b, y, " ");
+    printf "ratio of medians, virtio_intel / seed design: %.2f\n", y[4] / x[4] }'
