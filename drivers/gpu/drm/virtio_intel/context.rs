@@ -52,6 +52,8 @@ pub(crate) struct HostContext {
     ctx_id: u32,
     shmem_res: u32,
     shmem_off: u64,
+    blob_created: bool,
+    mapped: bool,
     shm: Option<ShmMapping>,
     seqno: u32,
 }
@@ -73,6 +75,8 @@ impl HostContext {
             ctx_id,
             shmem_res,
             shmem_off: u64::MAX,
+            blob_created: false,
+            mapped: false,
             shm: None,
             seqno: 0,
         };
@@ -85,9 +89,11 @@ impl HostContext {
                 SHMEM_SIZE as u64,
             ))
         })?;
+        this.blob_created = true;
         let off = shared.alloc_hostmem(SHMEM_SIZE as u64)?;
         this.shmem_off = off;
         let map = shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
+        this.mapped = true;
         if map.cache() != MAP_CACHE_CACHED {
             // The response page is read through a write-back mapping.
             pr_warn!(
@@ -171,23 +177,32 @@ impl HostContext {
 
 impl Drop for HostContext {
     fn drop(&mut self) {
-        // Unmap our view first; then destroy the context and release the blob (which
-        // outlives the context on the host).
+        // Unmap our view first; then destroy the context and release the blob, which
+        // outlives the context on the host. Each step is tried even if an earlier one
+        // failed, so nothing the host still holds is forgotten.
         self.shm = None;
-        let (ctx, res, off) = (self.ctx_id, self.shmem_res, self.shmem_off);
+        let (ctx, res) = (self.ctx_id, self.shmem_res);
+        let (blob, mapped) = (self.blob_created, self.mapped);
         let r = self.shared.with_queue(|q| {
-            q.call(&CtxDestroy::new(ctx))?;
-            if off != u64::MAX {
-                q.call(&ResourceCmd::unmap_blob(ctx, res))?;
-            }
-            q.call(&ResourceCmd::unref(res))?;
-            Ok(())
+            let destroy = q.call(&CtxDestroy::new(ctx)).map(|_| ());
+            let unmap = if mapped {
+                q.call(&ResourceCmd::unmap_blob(ctx, res)).map(|_| ())
+            } else {
+                Ok(())
+            };
+            let unref = if blob {
+                q.call(&ResourceCmd::unref(res)).map(|_| ())
+            } else {
+                Ok(())
+            };
+            destroy.and(unmap).and(unref)
         });
         if let Err(e) = r {
             pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
         }
-        if off != u64::MAX {
-            self.shared.free_hostmem(off);
+        // The window range is free once the host unmapped it (or the device is gone).
+        if self.shmem_off != u64::MAX {
+            self.shared.free_hostmem(self.shmem_off);
         }
     }
 }

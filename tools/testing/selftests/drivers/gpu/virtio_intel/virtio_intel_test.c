@@ -122,6 +122,20 @@ TEST_F(node, query_length_protocol)
 
 			EXPECT_GE(t->max_slices, 1);
 		}
+		/* A larger buffer than needed: the item's size is copied and reported. */
+		{
+			int need = item.length;
+			char *big = calloc(1, 1 << 16);
+
+			ASSERT_NE(NULL, big);
+			item.length = 1 << 16;
+			item.data_ptr = (uintptr_t)big;
+			ASSERT_EQ(0, query_item(self->fd, &item));
+			EXPECT_EQ(need, item.length);
+			EXPECT_EQ(0, memcmp(big, buf, need));
+			item.data_ptr = (uintptr_t)buf;
+			free(big);
+		}
 		/* Too small a buffer: a per-item -EINVAL, the ioctl itself succeeds. */
 		item.length = 4;
 		ASSERT_EQ(0, query_item(self->fd, &item));
