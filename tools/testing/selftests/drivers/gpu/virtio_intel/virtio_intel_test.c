@@ -152,6 +152,19 @@ TEST_F(node, query_errors)
 	ASSERT_EQ(0, query_item(self->fd, &item));
 	EXPECT_EQ(-EINVAL, item.length);
 	EXPECT_EQ(-EINVAL, ioctl(self->fd, DRM_IOCTL_I915_QUERY, &q) ? -errno : 0);
+
+	/* A bad data pointer is a per-item -EFAULT. */
+	item.query_id = DRM_I915_QUERY_TOPOLOGY_INFO;
+	item.length = 0;
+	ASSERT_EQ(0, query_item(self->fd, &item));
+	ASSERT_GT(item.length, 0);
+	item.data_ptr = 8;
+	ASSERT_EQ(0, query_item(self->fd, &item));
+	EXPECT_EQ(-EFAULT, item.length);
+
+	/* Query id 0 fails the whole ioctl, as on i915. */
+	item.query_id = 0;
+	EXPECT_EQ(-EINVAL, query_item(self->fd, &item));
 	q.flags = 0;
 	q.items_ptr = 8;
 	EXPECT_EQ(-EFAULT, ioctl(self->fd, DRM_IOCTL_I915_QUERY, &q) ? -errno : 0);
