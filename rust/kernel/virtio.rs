@@ -5,7 +5,7 @@
 //! C header: [`include/linux/virtio.h`](srctree/include/linux/virtio.h) and
 //! [`include/linux/virtio_config.h`](srctree/include/linux/virtio_config.h).
 //!
-//! A virtio driver implements [`Driver`] and registers with [`module_virtio_driver!`].
+//! A virtio driver implements [`Driver`] and registers with [`module_virtio_driver!`](crate::module_virtio_driver).
 //! The virtio core negotiates the features listed in [`Driver::FEATURES`] before
 //! [`Driver::probe`] runs; the driver then sets up its virtqueues with
 //! [`virtqueue::Virtqueues::new`], marks the device ready and uses it. When the device is
