@@ -49,17 +49,35 @@ VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" --kernel "$O/arch/x86/boot/bzI
     --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag" --timeout 600 \
     --cmd "$guest_cmd" 2>&1 | tee "$out/guest.log" || rc=$?
 
+# Host faults: a rejected ccmd and a dropped response must each fail one call with
+# -EIO (no hang), and the file must keep working. One short boot each.
+fault_pass=0 fault_fail=0
+for fault in reject:VIRTIO_INTEL_HOST_FAIL_CCMD drop:VIRTIO_INTEL_HOST_DROP_RSP; do
+    kind=${fault%%:*} var=${fault#*:}
+    frc=0
+    env "$var=1" VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
+        --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-$kind" \
+        --append kunit.enable=0 --timeout 120 \
+        --cmd "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_FAULT=$kind /mnt/host/virtio_intel_test -t host_fault_is_eio" \
+        >"$out/fault-$kind.log" 2>&1 || frc=$?
+    if [[ $frc == 0 ]] && grep -q '^ok 1 global.host_fault_is_eio' "$REPO_ROOT/build/vm/$tag-$kind/output.log"; then
+        fault_pass=$((fault_pass + 1)); echo "=== $tag: host fault '$kind': ok"
+    else
+        fault_fail=$((fault_fail + 1)); echo "=== $tag: host fault '$kind': FAILED (rc=$frc)"; cat "$out/fault-$kind.log"
+    fi
+done
+
 # Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
 dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
 outlog=$REPO_ROOT/build/vm/$tag/output.log
-ks_pass=$(grep -cE '^ok [0-9]+ ' "$outlog" 2>/dev/null); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
+ks_pass=$(grep -E '^ok [0-9]+ ' "$outlog" 2>/dev/null | grep -vc '# SKIP'); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
 ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
 for suite in rust_virtio virtio_intel_protocol virtio_intel_ccmd virtio_intel_hostmem; do
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
 [[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }
-passed=$((ks_pass + ku_pass)) failed=$((ks_fail + ku_fail))
+passed=$((ks_pass + ku_pass + fault_pass)) failed=$((ks_fail + ku_fail + fault_fail))
 if [[ $rc == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed; runner rc=$rc"
 echo "$passed passed, $failed failed"

@@ -195,6 +195,27 @@ TEST(many_processes_query_at_once)
 	}
 }
 
+/*
+ * Run by test-driver.sh in a boot where the host rejects (VIRTIO_INTEL_FAULT=reject) or
+ * drops the response of (=drop) the first ccmd: the call fails with -EIO instead of
+ * hanging or returning garbage, and the file keeps working.
+ */
+TEST(host_fault_is_eio)
+{
+	const char *fault = getenv("VIRTIO_INTEL_FAULT");
+	int fd, v = 0;
+
+	if (!fault)
+		SKIP(return, "set VIRTIO_INTEL_FAULT (the host must inject a fault)");
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(-EIO, getparam(fd, I915_PARAM_CHIPSET_ID, &v)) TH_LOG("fault %s", fault);
+	v = 0;
+	EXPECT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(expected_devid(), v);
+	close(fd);
+}
+
 /* Unbinding the driver with a file open must be safe; the file then gets -ENODEV. */
 TEST(unbind_with_open_file)
 {
