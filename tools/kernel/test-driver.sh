@@ -35,6 +35,7 @@ gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -I"$ktree/tools/testing
 
 guest_cmd='set -u
 insmod /mnt/host/virtio_intel.ko || { echo "insmod failed"; exit 10; }
+dmesg | grep -m1 "virtio_intel virtio.*native context"; ls /dev/dri
 /mnt/host/virtio_intel_test; rc=$?
 rmmod virtio_intel || { echo "rmmod failed"; rc=11; }
 if [ -w /sys/kernel/debug/kmemleak ]; then
