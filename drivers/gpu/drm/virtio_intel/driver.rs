@@ -101,6 +101,8 @@ impl drm::Driver for VirtioIntelDriver {
 
     const INFO: drm::DriverInfo = INFO;
     const FEAT_RENDER: bool = true;
+    const FEAT_SYNCOBJ: bool = true;
+    const FEAT_SYNCOBJ_TIMELINE: bool = true;
 
     kernel::declare_drm_ioctls_sparse! {
         (0x06, I915_GETPARAM, drm::ioctl::IOWR::<uapi::drm_i915_getparam>(0x46),
