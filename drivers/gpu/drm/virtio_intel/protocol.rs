@@ -292,6 +292,26 @@ impl CtrlHdr {
 /// A response that is only a header.
 pub(crate) type RespNoData = CtrlHdr;
 
+/// Commands the host answers with `OK_NODATA`.
+macro_rules! no_data_commands {
+    ($($t:ty),* $(,)?) => {
+        $(
+            impl Command for $t {
+                type Response = RespNoData;
+                const OK: u32 = RESP_OK_NODATA;
+            }
+        )*
+    };
+}
+
+no_data_commands!(
+    CtxCreate,
+    CtxDestroy,
+    ResourceCreateBlob,
+    ResourceCmd,
+    Submit3d
+);
+
 /// `struct virtio_gpu_ctx_create`.
 #[repr(C)]
 pub(crate) struct CtxCreate {
@@ -319,11 +339,6 @@ impl CtxCreate {
     }
 }
 
-impl Command for CtxCreate {
-    type Response = RespNoData;
-    const OK: u32 = RESP_OK_NODATA;
-}
-
 /// `struct virtio_gpu_ctx_destroy`.
 #[repr(C)]
 pub(crate) struct CtxDestroy {
@@ -339,11 +354,6 @@ impl CtxDestroy {
             hdr: CtrlHdr::in_ctx(CMD_CTX_DESTROY, ctx),
         }
     }
-}
-
-impl Command for CtxDestroy {
-    type Response = RespNoData;
-    const OK: u32 = RESP_OK_NODATA;
 }
 
 /// `struct virtio_gpu_resource_create_blob`.
@@ -374,11 +384,6 @@ impl ResourceCreateBlob {
             size: size.to_le(),
         }
     }
-}
-
-impl Command for ResourceCreateBlob {
-    type Response = RespNoData;
-    const OK: u32 = RESP_OK_NODATA;
 }
 
 /// `struct virtio_gpu_resource_map_blob`.
@@ -456,11 +461,6 @@ impl ResourceCmd {
     }
 }
 
-impl Command for ResourceCmd {
-    type Response = RespNoData;
-    const OK: u32 = RESP_OK_NODATA;
-}
-
 /// `struct virtio_gpu_cmd_submit` (header of `SUBMIT_3D`; the ccmd stream follows).
 #[repr(C)]
 pub(crate) struct Submit3d {
@@ -481,11 +481,6 @@ impl Submit3d {
             padding: 0,
         }
     }
-}
-
-impl Command for Submit3d {
-    type Response = RespNoData;
-    const OK: u32 = RESP_OK_NODATA;
 }
 
 #[kunit_tests(virtio_intel_protocol)]
