@@ -463,7 +463,7 @@ impl NativeCtx {
                     }
                     let regions: Vec<(u16, u16)> =
                         (0..n).map(|i| (rd16(rest, 48 + 4 * i), rd16(rest, 50 + 4 * i))).collect();
-                    lmem |= regions.iter().any(|r| r.0 == 1);
+                    lmem |= regions.iter().any(|r| r.0 == crate::profile::MEMORY_CLASS_DEVICE);
                     exts.push(CreateExt::MemoryRegions { mbz_ok, pad: rd32(rest, 32), regions });
                     used
                 }

@@ -2,6 +2,8 @@
 //! Host-side fences: what a sync_file out-fence of the host i915 is.
 
 use std::sync::{Condvar, Mutex};
+
+use crate::sync::lock;
 use std::time::{Duration, Instant};
 
 /// A one-shot fence, signalled once by the engine that runs the work, with an
@@ -19,10 +21,7 @@ impl Fence {
 
     /// Signals the fence (first call wins) with `error` (0 for success).
     pub(crate) fn signal(&self, error: i32) {
-        let mut g = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = lock(&self.state);
         if g.is_none() {
             *g = Some(error);
             self.cv.notify_all();
@@ -31,10 +30,7 @@ impl Fence {
 
     /// `Some(error)` once signalled.
     pub(crate) fn status(&self) -> Option<i32> {
-        match self.state.lock() {
-            Ok(g) => *g,
-            Err(p) => *p.into_inner(),
-        }
+        *lock(&self.state)
     }
 
     pub(crate) fn is_signalled(&self) -> bool {
@@ -44,10 +40,7 @@ impl Fence {
     /// Waits until signalled or until `timeout` has passed; returns the status.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
         let end = Instant::now() + timeout;
-        let mut g = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = lock(&self.state);
         while g.is_none() {
             let now = Instant::now();
             if now >= end {

@@ -28,6 +28,7 @@ pub(crate) mod profile;
 pub(crate) mod proto;
 pub(crate) mod renderer;
 pub(crate) mod swi915;
+pub(crate) mod sync;
 
 #[cfg(test)]
 mod tests;

@@ -28,8 +28,6 @@ pub(crate) const CONTEXT_TYPE_I915: u32 = 3;
 pub(crate) const BLOB_MEM_GUEST: u32 = 1;
 pub(crate) const BLOB_MEM_HOST3D: u32 = 2;
 pub(crate) const BLOB_FLAG_MAPPABLE: u32 = 1;
-pub(crate) const BLOB_FLAG_SHAREABLE: u32 = 2;
-pub(crate) const BLOB_FLAG_CROSS_DEVICE: u32 = 4;
 
 /// The VMM's fence callbacks.
 #[derive(Clone, Copy)]
@@ -179,10 +177,7 @@ static STATE: Mutex<Option<Renderer>> = Mutex::new(None);
 
 /// Locks the renderer state.
 pub(crate) fn state() -> MutexGuard<'static, Option<Renderer>> {
-    match STATE.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+    crate::sync::lock(&STATE)
 }
 
 /// Fills the DRM capset as the i915 backend does.
@@ -434,7 +429,6 @@ impl Renderer {
                 iov: None,
             },
         );
-        let _ = (BLOB_FLAG_SHAREABLE, BLOB_FLAG_CROSS_DEVICE);
         0
     }
 

@@ -16,13 +16,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cs;
 use crate::fence::Fence;
 use crate::mem::SharedMem;
-use crate::profile::{Engine as EngineDesc, Profile};
+use crate::profile::{
+    Engine as EngineDesc, Profile, ENGINE_CLASS_COMPUTE, ENGINE_CLASS_COPY, ENGINE_CLASS_RENDER, ENGINE_CLASS_VIDEO,
+    ENGINE_CLASS_VIDEO_ENHANCE, MEMORY_CLASS_DEVICE,
+};
+use crate::sync::lock;
 
 /// Positive errno, as the host's `errno` after an ioctl.
 pub(crate) type Errno = i32;
@@ -33,11 +37,6 @@ const PAGE: u64 = 4096;
 /// Largest object this host allocates (one memfd).
 const MAX_OBJECT: u64 = 4 << 30;
 
-pub(crate) const ENGINE_CLASS_RENDER: u16 = 0;
-pub(crate) const ENGINE_CLASS_COPY: u16 = 1;
-pub(crate) const ENGINE_CLASS_VIDEO: u16 = 2;
-pub(crate) const ENGINE_CLASS_VIDEO_ENHANCE: u16 = 3;
-pub(crate) const ENGINE_CLASS_COMPUTE: u16 = 4;
 const ENGINE_CLASS_INVALID: u16 = 0xffff;
 const ENGINE_CLASS_INVALID_NONE: u16 = 0xffff;
 
@@ -81,19 +80,10 @@ const PRIORITY_MAX_USER: i64 = 1023;
 const PRIORITY_MIN_USER: i64 = -1023;
 
 const GEM_CREATE_EXT_FLAG_NEEDS_CPU_ACCESS: u32 = 1;
-const MEMORY_CLASS_SYSTEM: u16 = 0;
-const MEMORY_CLASS_DEVICE: u16 = 1;
 
 const TILING_NONE: u32 = 0;
 const TILING_X: u32 = 1;
 const TILING_Y: u32 = 2;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
 
 /// MMIO base of an engine (for the timestamp register).
 fn mmio_base(class: u16, instance: u16) -> u32 {
@@ -459,7 +449,7 @@ impl File {
 
     // ---- GEM objects -------------------------------------------------------------
 
-    fn new_object(&mut self, size: u64, lmem: bool) -> IoResult<u32> {
+    fn new_object(&mut self, size: u64) -> IoResult<u32> {
         if size == 0 {
             return Err(libc::EINVAL);
         }
@@ -472,7 +462,6 @@ impl File {
             crate::mem::MemError::OutOfBounds => libc::ENOMEM,
         })?;
         let handle = alloc_id(&self.objects, &mut self.next_handle)?;
-        let _ = lmem;
         let obj = Object {
             mem,
             size,
@@ -484,7 +473,7 @@ impl File {
 
     /// DRM_IOCTL_I915_GEM_CREATE.
     pub(crate) fn gem_create(&mut self, size: u64) -> IoResult<u32> {
-        self.new_object(size, false)
+        self.new_object(size)
     }
 
     /// DRM_IOCTL_I915_GEM_CREATE_EXT.
@@ -535,8 +524,7 @@ impl File {
         if flags & GEM_CREATE_EXT_FLAG_NEEDS_CPU_ACCESS != 0 && !lmem {
             return Err(libc::EINVAL);
         }
-        let _ = MEMORY_CLASS_SYSTEM;
-        self.new_object(size, lmem)
+        self.new_object(size)
     }
 
     /// PRIME import: a new handle in this file for an object of another file.
