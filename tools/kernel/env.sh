@@ -8,3 +8,13 @@ export LIBCLANG_PATH=/usr/lib/llvm-$KLLVM/lib
 BINDGEN_VERSION=0.73.2
 # bindgen and other tools built for the kernel build.
 KTOOLS=$VI_CACHE/tools
+
+# build_driver O OUT: builds virtio_intel.ko against the kernel build dir O (log in
+# OUT/module.log) and installs O's uAPI headers into O/usr-headers for userspace tests.
+build_driver() {
+    local o=$1 out=$2
+    make -s -C "$o" M="$REPO_ROOT/drivers/gpu/drm/virtio_intel" LLVM=-$KLLVM modules >"$out/module.log" 2>&1 ||
+        { cat "$out/module.log"; die "virtio_intel.ko did not build"; }
+    make -s -C "$o" LLVM=-$KLLVM headers_install INSTALL_HDR_PATH="$o/usr-headers" >/dev/null 2>&1 ||
+        die "headers_install failed"
+}

@@ -21,11 +21,8 @@ rm -rf "$out"; mkdir -p "$out/share"
 
 O=$("$KDIR_SCRIPTS/build.sh" "${debug[@]}") || die "kernel build failed"
 log "kernel: $O"
-make -s -C "$O" M="$REPO_ROOT/drivers/gpu/drm/virtio_intel" LLVM=-$KLLVM modules >"$out/module.log" 2>&1 ||
-    { cat "$out/module.log"; die "virtio_intel.ko did not build"; }
+build_driver "$O" "$out"
 cp "$REPO_ROOT/drivers/gpu/drm/virtio_intel/virtio_intel.ko" "$out/share/"
-make -s -C "$O" LLVM=-$KLLVM headers_install INSTALL_HDR_PATH="$O/usr-headers" >/dev/null 2>&1 ||
-    die "headers_install failed"
 ktree=$(sed -n 's/^KERNELSRC\s*:\?=\s*//p' "$O/Makefile" 2>/dev/null | head -n1)
 [[ -n $ktree ]] || ktree=$(readlink -f "$O/source")
 gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -I"$ktree/tools/testing/selftests" \

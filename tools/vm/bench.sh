@@ -20,9 +20,7 @@ rm -rf "$out"; mkdir -p "$out/share"
 "$VM_DIR/cargo.sh" host >/dev/null
 "$VM_DIR/cargo.sh" client >/dev/null
 O=$("$REPO_ROOT/tools/kernel/build.sh")
-make -s -C "$O" M="$REPO_ROOT/drivers/gpu/drm/virtio_intel" LLVM=-$KLLVM modules >"$out/module.log" 2>&1 ||
-    { cat "$out/module.log"; die "virtio_intel.ko did not build"; }
-make -s -C "$O" LLVM=-$KLLVM headers_install INSTALL_HDR_PATH="$O/usr-headers" >/dev/null 2>&1
+build_driver "$O" "$out"
 cp "$REPO_ROOT/drivers/gpu/drm/virtio_intel/virtio_intel.ko" "$out/share/"
 cp "$REPO_ROOT/tools/virtio-intel-client/target/release/virtio-intel-client" "$out/share/"
 gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam_bench" \

@@ -8,8 +8,6 @@
 
 use kernel::prelude::*;
 
-/// `struct vdrm_ccmd_req` size.
-pub(crate) const HDR_SIZE: usize = 16;
 /// `struct i915_shmem`: seqno @0, rsp_mem_offset @4, banned_ctx_mask @8.
 pub(crate) const SHMEM_SEQNO: usize = 0;
 pub(crate) const SHMEM_RSP_MEM_OFFSET: usize = 4;
@@ -52,15 +50,16 @@ fn push32(out: &mut KVec<u8>, v: u32) -> Result {
 
 /// Encodes `c` with its header.
 pub(crate) fn encode<C: Ccmd>(c: &C, seqno: u32, rsp_off: u32) -> Result<KVec<u8>> {
-    let mut body = KVec::new();
-    c.encode_body(&mut body)?;
-    let len = u32::try_from(HDR_SIZE + body.len()).map_err(|_| EINVAL)?;
-    let mut out = KVec::with_capacity(HDR_SIZE + body.len(), GFP_KERNEL)?;
+    let mut out = KVec::new();
     push32(&mut out, C::ID as u32)?;
-    push32(&mut out, len)?;
+    push32(&mut out, 0)?; // `len`, set once the body is encoded
     push32(&mut out, seqno)?;
     push32(&mut out, rsp_off)?;
-    out.extend_from_slice(&body, GFP_KERNEL)?;
+    c.encode_body(&mut out)?;
+    let len = u32::try_from(out.len()).map_err(|_| EINVAL)?;
+    out.get_mut(4..8)
+        .ok_or(EINVAL)?
+        .copy_from_slice(&len.to_le_bytes());
     Ok(out)
 }
 
