@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::renderer::{self, BlobArgs, Callbacks, Renderer, CAPSET_DRM, CAPSET_DRM_SIZE};
+use crate::renderer::{self, BlobArgs, Callbacks, Renderer};
 
 /// `struct virgl_renderer_callbacks` (version 4, 72 bytes).
 #[repr(C)]
@@ -217,7 +217,7 @@ pub extern "C" fn virgl_renderer_force_ctx_0() {}
 
 #[no_mangle]
 pub unsafe extern "C" fn virgl_renderer_get_cap_set(set: u32, max_ver: *mut u32, max_size: *mut u32) {
-    let (v, s) = if set == CAPSET_DRM { (0, CAPSET_DRM_SIZE) } else { (0, 0) };
+    let (v, s) = renderer::capset_info(set);
     // SAFETY: QEMU passes valid out-pointers (checked for NULL).
     unsafe {
         if !max_ver.is_null() {
@@ -232,16 +232,18 @@ pub unsafe extern "C" fn virgl_renderer_get_cap_set(set: u32, max_ver: *mut u32,
 #[no_mangle]
 pub unsafe extern "C" fn virgl_renderer_fill_caps(set: u32, version: u32, caps: *mut c_void) {
     guard("fill_caps", (), || {
-        if set != CAPSET_DRM || version != 0 || caps.is_null() {
+        let (_, size) = renderer::capset_info(set);
+        if size == 0 || caps.is_null() {
             return;
         }
         let cfg = crate::config::get();
         let Some(p) = crate::profile::by_name(&cfg.profile) else {
             return;
         };
-        // SAFETY: QEMU allocates `max_size` (= CAPSET_DRM_SIZE) bytes for this capset.
-        let out = unsafe { std::slice::from_raw_parts_mut(caps as *mut u8, CAPSET_DRM_SIZE as usize) };
-        renderer::fill_capset(p, out);
+        // SAFETY: the caller allocates the `max_size` bytes that `get_cap_set` announced
+        // for this capset (QEMU: a zeroed buffer of exactly that size).
+        let out = unsafe { std::slice::from_raw_parts_mut(caps as *mut u8, size as usize) };
+        renderer::fill_caps(p, set, version, out);
     })
 }
 

@@ -18,10 +18,20 @@ use crate::mem::SharedMem;
 use crate::proto::{wr32, SHMEM_HDR_SIZE, SHMEM_RSP_MEM_OFFSET};
 use crate::swi915::{self, Object};
 
+/// Capset id of classic virgl with the v1 caps layout (`VIRTIO_GPU_CAPSET_VIRGL`).
+pub(crate) const CAPSET_VIRGL: u32 = 1;
+/// Capset id of classic virgl with the v2 caps layout (`VIRTIO_GPU_CAPSET_VIRGL2`).
+pub(crate) const CAPSET_VIRGL2: u32 = 2;
 /// Capset id of the DRM native context.
 pub(crate) const CAPSET_DRM: u32 = 6;
 /// `sizeof(struct virgl_renderer_capset_drm)` of a host built without amdgpu.
 pub(crate) const CAPSET_DRM_SIZE: u32 = 160;
+/// virglrenderer 1.3.0's answer for capset 1: version 1, `sizeof(struct virgl_caps_v1)`
+/// (ABI record, §3.B trace).
+pub(crate) const CAPSET_VIRGL_INFO: (u32, u32) = (1, 308);
+/// virglrenderer 1.3.0's answer for capset 2: version 2, `sizeof(struct virgl_caps_v2)`
+/// (ABI record, §3.A and §3.B traces).
+pub(crate) const CAPSET_VIRGL2_INFO: (u32, u32) = (2, 1408);
 /// `VIRTGPU_DRM_CONTEXT_I915`.
 pub(crate) const CONTEXT_TYPE_I915: u32 = 3;
 
@@ -180,6 +190,44 @@ pub(crate) fn state() -> MutexGuard<'static, Option<Renderer>> {
     crate::sync::lock(&STATE)
 }
 
+/// `virgl_renderer_get_cap_set`: `(max_ver, max_size)` of a capset, `(0, 0)` for one
+/// this host does not know.
+///
+/// The answers do not depend on `virgl_renderer_init` (QEMU asks at realize, before
+/// init) and are the real library's: it answers capsets 1 and 2 from static struct
+/// sizes whether or not its GL renderer (vrend) will ever come up, and capset 6 from
+/// the DRM capset size. With capset 2's `max_ver != 0` QEMU lists VIRGL2, so the
+/// guest's capset mask is 0x46 as with virglrenderer (QEMU always lists VIRGL).
+pub(crate) fn capset_info(set: u32) -> (u32, u32) {
+    match set {
+        CAPSET_VIRGL => CAPSET_VIRGL_INFO,
+        CAPSET_VIRGL2 => CAPSET_VIRGL2_INFO,
+        CAPSET_DRM => (0, CAPSET_DRM_SIZE),
+        _ => (0, 0),
+    }
+}
+
+/// `virgl_renderer_fill_caps` into `out`, which holds the capset's `max_size` bytes.
+///
+/// Capsets 1 and 2 describe vrend, virglrenderer's GL renderer. This host has none, so
+/// they are all zeros: `max_version` 0, no formats, GLSL level 0, no capability bits.
+/// That is byte for byte what the real library returns when vrend is not running
+/// (`VIRGL_RENDERER_NO_VIRGL`): it then leaves the VMM's zeroed buffer untouched. A
+/// guest's virgl driver thus learns that classic virgl offers nothing, and classic
+/// contexts are refused at creation as the real library refuses them without vrend.
+/// The guest kernel reads only the capset info at probe; capset data reaches guest
+/// userspace only through VIRTGPU_GET_CAPS.
+///
+/// The DRM capset is filled for version 0 only; other sets and versions leave `out`
+/// untouched.
+pub(crate) fn fill_caps(profile: &crate::profile::Profile, set: u32, version: u32, out: &mut [u8]) {
+    match set {
+        CAPSET_VIRGL | CAPSET_VIRGL2 => out.iter_mut().for_each(|b| *b = 0),
+        CAPSET_DRM if version == 0 => fill_capset(profile, out),
+        _ => {}
+    }
+}
+
 /// Fills the DRM capset as the i915 backend does.
 pub(crate) fn fill_capset(profile: &crate::profile::Profile, out: &mut [u8]) {
     out.iter_mut().for_each(|b| *b = 0);
@@ -221,6 +269,7 @@ impl Renderer {
         }
         let capset = flags & 0xff;
         if capset != CAPSET_DRM {
+            // Capsets 1 and 2 are announced but empty: there is no vrend (see `fill_caps`).
             crate::log::warn(&format!("context {ctx_id}: capset {capset} is not served by this host"));
             return -libc::EINVAL;
         }

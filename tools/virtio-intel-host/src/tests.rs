@@ -237,8 +237,8 @@ fn capset_describes_a_tgl_gt2_i915_context() {
     unsafe {
         virgl_renderer_get_cap_set(6, &mut v, &mut s);
         assert_eq!((v, s), (0, 160));
-        virgl_renderer_get_cap_set(2, &mut v, &mut s);
-        assert_eq!(s, 0);
+        virgl_renderer_get_cap_set(7, &mut v, &mut s);
+        assert_eq!((v, s), (0, 0), "unknown capset");
         let mut caps = vec![0xffu8; 160];
         virgl_renderer_fill_caps(6, 0, caps.as_mut_ptr().cast());
         assert_eq!(rd32(&caps, 0), 1);
@@ -246,6 +246,67 @@ fn capset_describes_a_tgl_gt2_i915_context() {
         assert_eq!(rd32(&caps, 44), 0x9a49);
         assert_eq!(caps[48..].iter().filter(|b| **b != 0).count(), 0);
     }
+}
+
+/// Capsets 1 and 2 are announced with virglrenderer 1.3.0's versions and sizes, before
+/// init as QEMU asks at realize, and filled as the real library without vrend does: all
+/// zeros, whatever the buffer held and whichever version is asked for.
+#[test]
+fn virgl_capsets_match_the_real_library_and_advertise_nothing() {
+    let _s = serial();
+    for (set, info) in [(1u32, (1u32, 308u32)), (2, (2, 1408))] {
+        let (mut v, mut s) = (9u32, 9u32);
+        // SAFETY: valid out-pointers and a buffer of the announced size.
+        unsafe {
+            virgl_renderer_get_cap_set(set, &mut v, &mut s);
+            assert_eq!((v, s), info, "capset {set}");
+            for version in 0..=v + 1 {
+                let mut caps = vec![0xa5u8; s as usize];
+                virgl_renderer_fill_caps(set, version, caps.as_mut_ptr().cast());
+                assert!(caps.iter().all(|b| *b == 0), "capset {set} v{version} is not all zeros");
+            }
+        }
+    }
+    // A NULL buffer is ignored.
+    // SAFETY: fill_caps checks the pointer.
+    unsafe { virgl_renderer_fill_caps(2, 2, std::ptr::null_mut()) };
+}
+
+/// Capset ids QEMU lists: VIRGL always, VIRGL2 when its max_ver is non-zero, DRM when
+/// its max_size is non-zero (ABI record §1). The guest then sees mask 0x46, as with
+/// the real library.
+#[test]
+fn qemu_would_list_the_same_capsets_as_with_virglrenderer() {
+    let _s = serial();
+    let mut mask = 1u32 << 1;
+    let (mut v, mut s) = (0u32, 0u32);
+    // SAFETY: valid out-pointers.
+    unsafe {
+        virgl_renderer_get_cap_set(2, &mut v, &mut s);
+        if v != 0 {
+            mask |= 1 << 2;
+        }
+        virgl_renderer_get_cap_set(6, &mut v, &mut s);
+        if s != 0 {
+            mask |= 1 << 6;
+        }
+    }
+    assert_eq!(mask, 0x46);
+}
+
+/// Without vrend, classic virgl contexts are refused, as by the real library.
+#[test]
+fn virgl_contexts_are_refused() {
+    let _s = serial();
+    let _g = Guest::new(2);
+    let name = b"virgl";
+    for capset in [1u32, 2] {
+        // SAFETY: a valid name of `nlen` bytes.
+        let r = unsafe { virgl_renderer_context_create_with_flags(40 + capset, capset, 5, name.as_ptr().cast()) };
+        assert_ne!(r, 0, "capset {capset} context created");
+    }
+    // SAFETY: as above.
+    assert_ne!(unsafe { virgl_renderer_context_create(43, 5, name.as_ptr().cast()) }, 0);
 }
 
 #[test]
