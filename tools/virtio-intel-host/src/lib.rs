@@ -12,7 +12,7 @@
 //!   checks and failure behaviour, and strict-mode protocol checking;
 //! - [`proto`]: the wire layout of ccmds and responses;
 //! - [`swi915`] and [`cs`]: the software i915 (GEM, contexts, VMs, execbuffer, hangs)
-//!   and its command streamer;
+//!   and its command streamer; [`ids`]: its lowest-free id tables;
 //! - [`profile`]: what a real GPU's i915 answers to GETPARAM and QUERY;
 //! - [`config`], [`log`]: environment knobs (strict mode, fault injection) and the log.
 
@@ -22,6 +22,7 @@ pub(crate) mod ccmd;
 pub(crate) mod config;
 pub(crate) mod cs;
 pub(crate) mod fence;
+pub(crate) mod ids;
 pub(crate) mod log;
 pub(crate) mod mem;
 pub(crate) mod profile;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::cs;
 use crate::fence::Fence;
+use crate::ids::IdTable;
 use crate::mem::SharedMem;
 use crate::profile::{
     Engine as EngineDesc, Profile, ENGINE_CLASS_COMPUTE, ENGINE_CLASS_COPY, ENGINE_CLASS_RENDER, ENGINE_CLASS_VIDEO,
@@ -397,39 +398,31 @@ pub(crate) struct ExecArgs {
 /// An open i915 render-node file: handles, contexts, VMs and engines.
 pub(crate) struct File {
     dev: Arc<Device>,
-    objects: HashMap<u32, Arc<Object>>,
-    next_handle: u32,
-    contexts: HashMap<u32, GemContext>,
-    next_ctx: u32,
-    vms: HashMap<u32, Arc<Vm>>,
-    next_vm: u32,
+    /// GEM handles: lowest free from 1, as `drm_gem_handle_create_tail`'s
+    /// `idr_alloc(.., 1, 0, ..)` (so at most `INT_MAX`).
+    objects: IdTable<Arc<Object>>,
+    /// GEM contexts: 0 is the default context, user contexts get the lowest free id
+    /// from 1 (`xa_alloc(.., xa_limit_32b, ..)` with 0 taken).
+    contexts: IdTable<GemContext>,
+    /// VMs: lowest free from 1 (`xa_alloc` on an `XA_FLAGS_ALLOC1` xarray).
+    vms: IdTable<Arc<Vm>>,
     engines: HashMap<(u16, u16), EngineWorker>,
 }
 
-fn alloc_id<T>(map: &HashMap<u32, T>, next: &mut u32) -> IoResult<u32> {
-    for _ in 0..=map.len() {
-        let id = *next;
-        *next = next.checked_add(1).unwrap_or(1).max(1);
-        if id != 0 && !map.contains_key(&id) {
-            return Ok(id);
-        }
-    }
-    Err(libc::ENOSPC)
-}
+/// The largest GEM handle (`idr_alloc` with `end = 0` stops at `INT_MAX`).
+const MAX_HANDLE: u32 = i32::MAX as u32;
 
 impl File {
     pub(crate) fn open(dev: Arc<Device>) -> File {
         let mut f = File {
             dev,
-            objects: HashMap::new(),
-            next_handle: 1,
-            contexts: HashMap::new(),
-            next_ctx: 1,
-            vms: HashMap::new(),
-            next_vm: 1,
+            objects: IdTable::new(1, MAX_HANDLE),
+            contexts: IdTable::new(1, u32::MAX),
+            vms: IdTable::new(1, u32::MAX),
             engines: HashMap::new(),
         };
-        f.contexts.insert(0, f.new_context(Arc::new(Vm::default())));
+        let default_ctx = f.new_context(Arc::new(Vm::default()));
+        f.contexts.insert_reserved(0, default_ctx);
         f
     }
 
@@ -461,14 +454,13 @@ impl File {
             crate::mem::MemError::Os(e) => e,
             crate::mem::MemError::OutOfBounds => libc::ENOMEM,
         })?;
-        let handle = alloc_id(&self.objects, &mut self.next_handle)?;
         let obj = Object {
             mem,
             size,
             state: Mutex::new(ObjState { tiling: TILING_NONE, stride: 0, activity: Activity::default() }),
         };
-        self.objects.insert(handle, Arc::new(obj));
-        Ok(handle)
+        // idr_alloc fails with ENOSPC when the range is full.
+        self.objects.insert(Arc::new(obj)).ok_or(libc::ENOSPC)
     }
 
     /// DRM_IOCTL_I915_GEM_CREATE.
@@ -530,22 +522,20 @@ impl File {
     /// PRIME import: a new handle in this file for an object of another file.
     pub(crate) fn import(&mut self, obj: Arc<Object>) -> IoResult<u32> {
         if let Some((h, _)) = self.objects.iter().find(|(_, o)| Arc::ptr_eq(o, &obj)) {
-            return Ok(*h);
+            return Ok(h);
         }
-        let handle = alloc_id(&self.objects, &mut self.next_handle)?;
-        self.objects.insert(handle, obj);
-        Ok(handle)
+        self.objects.insert(obj).ok_or(libc::ENOSPC)
     }
 
     /// The object behind `handle`.
     pub(crate) fn object(&self, handle: u32) -> Option<Arc<Object>> {
-        self.objects.get(&handle).cloned()
+        self.objects.get(handle).cloned()
     }
 
     /// DRM_IOCTL_GEM_CLOSE: the handle goes; the memory lives on while the GPU or a
     /// mapping still uses it.
     pub(crate) fn gem_close(&mut self, handle: u32) -> IoResult<()> {
-        let obj = self.objects.remove(&handle).ok_or(libc::EINVAL)?;
+        let obj = self.objects.remove(handle).ok_or(libc::EINVAL)?;
         for c in self.contexts.values() {
             c.vm.unbind_object(&obj);
         }
@@ -640,7 +630,7 @@ impl File {
 
     fn ctx(&self, id: u64) -> IoResult<&GemContext> {
         let id = u32::try_from(id).map_err(|_| libc::ENOENT)?;
-        self.contexts.get(&id).ok_or(libc::ENOENT)
+        self.contexts.get(id).ok_or(libc::ENOENT)
     }
 
     fn parse_engines(&self, data: &[u8]) -> IoResult<Vec<Option<EngineDesc>>> {
@@ -714,7 +704,7 @@ impl File {
             CONTEXT_PARAM_VM if creating => {
                 size0()?;
                 let id = u32::try_from(p.value).map_err(|_| libc::ENOENT)?;
-                c.vm = self.vms.get(&id).cloned().ok_or(libc::ENOENT)?;
+                c.vm = self.vms.get(id).cloned().ok_or(libc::ENOENT)?;
             }
             CONTEXT_PARAM_ENGINES if creating => c.engines = Some(self.parse_engines(&p.data)?),
             CONTEXT_PARAM_PROTECTED_CONTENT => return Err(libc::ENODEV),
@@ -737,9 +727,8 @@ impl File {
                 self.apply_param(&mut c, p, true)?;
             }
         }
-        let id = alloc_id(&self.contexts, &mut self.next_ctx)?;
-        self.contexts.insert(id, c);
-        Ok(id)
+        // xa_alloc fails with EBUSY when the range is full.
+        self.contexts.insert(c).ok_or(libc::EBUSY)
     }
 
     /// DRM_IOCTL_I915_GEM_CONTEXT_DESTROY.
@@ -750,7 +739,7 @@ impl File {
         if ctx_id == 0 {
             return Err(libc::ENOENT);
         }
-        self.contexts.remove(&ctx_id).map(|_| ()).ok_or(libc::ENOENT)
+        self.contexts.remove(ctx_id).map(|_| ()).ok_or(libc::ENOENT)
     }
 
     /// DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM → (size, value).
@@ -766,9 +755,7 @@ impl File {
             CONTEXT_PARAM_SSEU => return Err(if size == 0 { libc::EINVAL } else { libc::ENODEV }),
             CONTEXT_PARAM_VM => {
                 let vm = c.vm.clone();
-                let id = alloc_id(&self.vms, &mut self.next_vm)?;
-                self.vms.insert(id, vm);
-                u64::from(id)
+                u64::from(self.vms.insert(vm).ok_or(libc::EBUSY)?)
             }
             _ => return Err(libc::EINVAL),
         };
@@ -778,10 +765,11 @@ impl File {
     /// DRM_IOCTL_I915_GEM_CONTEXT_SETPARAM on an existing context.
     pub(crate) fn context_setparam(&mut self, ctx_id: u32, size: u32, param: u64, value: u64) -> IoResult<()> {
         let id = ctx_id;
-        let mut c = self.contexts.remove(&id).ok_or(libc::ENOENT)?;
+        // Taken out (its id stays allocated) so that `apply_param` can look at the VMs.
+        let mut c = self.contexts.take(id).ok_or(libc::ENOENT)?;
         let p = SetParam { base_ok: true, ctx_id, size, param, value, data: Vec::new() };
         let r = self.apply_param(&mut c, &p, false);
-        self.contexts.insert(id, c);
+        self.contexts.restore(id, c);
         r
     }
 
@@ -807,9 +795,7 @@ impl File {
             crate::log::violation("GEM_VM_CREATE with a non-zero extensions pointer");
             return Err(libc::EINVAL);
         }
-        let id = alloc_id(&self.vms, &mut self.next_vm)?;
-        self.vms.insert(id, Arc::new(Vm::default()));
-        Ok(id)
+        self.vms.insert(Arc::new(Vm::default())).ok_or(libc::EBUSY)
     }
 
     /// DRM_IOCTL_I915_GEM_VM_DESTROY.
@@ -817,7 +803,7 @@ impl File {
         if flags != 0 || extensions != 0 {
             return Err(libc::EINVAL);
         }
-        self.vms.remove(&vm_id).map(|_| ()).ok_or(libc::ENOENT)
+        self.vms.remove(vm_id).map(|_| ()).ok_or(libc::ENOENT)
     }
 
     // ---- execution -----------------------------------------------------------------
@@ -882,7 +868,7 @@ impl File {
             if e.flags & EXEC_OBJECT_PAD_TO_SIZE != 0 && e.rsvd1 % PAGE != 0 {
                 return Err(libc::EINVAL);
             }
-            let o = self.objects.get(&e.handle).cloned().ok_or(libc::ENOENT)?;
+            let o = self.objects.get(e.handle).cloned().ok_or(libc::ENOENT)?;
             if objs.iter().any(|x| Arc::ptr_eq(x, &o)) {
                 return Err(libc::EINVAL);
             }
@@ -921,7 +907,7 @@ impl File {
                 let target = if a.flags & EXEC_HANDLE_LUT != 0 {
                     objs.get(r.target_handle as usize).cloned().ok_or(libc::ENOENT)?
                 } else {
-                    let t = self.objects.get(&r.target_handle).cloned().ok_or(libc::ENOENT)?;
+                    let t = self.objects.get(r.target_handle).cloned().ok_or(libc::ENOENT)?;
                     if !objs.iter().any(|x| Arc::ptr_eq(x, &t)) {
                         return Err(libc::ENOENT);
                     }
@@ -1116,6 +1102,48 @@ mod tests {
         assert_eq!(f.context_setparam(0, 0, CONTEXT_PARAM_VM, vm), Err(libc::EINVAL));
         assert_eq!(f.context_setparam(0, 0, CONTEXT_PARAM_RECOVERABLE, 0), Ok(()));
         assert_eq!(f.context_destroy(0, 0), Err(libc::ENOENT));
+    }
+
+    /// Context, VM and GEM handle ids are the lowest free ones, as i915 and the DRM
+    /// core hand them out, however many were used before.
+    #[test]
+    fn ids_are_lowest_free() {
+        let mut f = file();
+        for _ in 0..10_000 {
+            let c = f.context_create(0, &[]).expect("context");
+            assert_eq!(c, 1);
+            f.context_destroy(c, 0).expect("destroy");
+        }
+        let (c1, c2, c3) = (f.context_create(0, &[]), f.context_create(0, &[]), f.context_create(0, &[]));
+        assert_eq!((c1, c2, c3), (Ok(1), Ok(2), Ok(3)));
+        f.context_destroy(2, 0).expect("destroy");
+        assert_eq!(f.context_create(0, &[]), Ok(2));
+        assert_eq!(f.context_destroy(0, 0), Err(libc::ENOENT), "the default context stays");
+        assert!(f.ctx(0).is_ok());
+
+        for _ in 0..10_000 {
+            let v = f.vm_create(0, 0).expect("vm");
+            assert_eq!(v, 1);
+            f.vm_destroy(v, 0, 0).expect("destroy");
+        }
+        let v1 = f.vm_create(0, 0).expect("vm");
+        let (_, v2) = f.context_getparam(1, 0, CONTEXT_PARAM_VM).expect("vm of ctx 1");
+        assert_eq!((v1, v2), (1, 2));
+        f.vm_destroy(v1, 0, 0).expect("destroy");
+        assert_eq!(f.vm_create(0, 0), Ok(1));
+
+        for _ in 0..10_000 {
+            let h = f.gem_create(4096).expect("bo");
+            assert_eq!(h, 1);
+            f.gem_close(h).expect("close");
+        }
+        let hs: Vec<u32> = (0..4).map(|_| f.gem_create(4096).expect("bo")).collect();
+        assert_eq!(hs, [1, 2, 3, 4]);
+        f.gem_close(3).expect("close");
+        f.gem_close(1).expect("close");
+        assert_eq!(f.gem_create(4096), Ok(1));
+        assert_eq!(f.gem_create(4096), Ok(3));
+        assert_eq!(f.gem_create(4096), Ok(5));
     }
 
     #[test]
