@@ -963,23 +963,53 @@ fn check_busy_wait(st: &mut State) -> CheckResult {
     Ok(())
 }
 
+/// Runs `body` on the context `ctx`, then `destroy` on it exactly once, whether
+/// `body` succeeded, failed part way or returned early. Destroying twice would be
+/// wrong as soon as the id is reused: i915 hands out the lowest free context id, so
+/// a second GEM_CONTEXT_DESTROY can hit a newer context with the same id. Both
+/// results are reported.
+fn run_then_destroy<S>(
+    st: &mut S,
+    ctx: u32,
+    body: impl FnOnce(&mut S, u32) -> CheckResult,
+    destroy: impl FnOnce(&mut S, u32) -> CheckResult,
+) -> CheckResult {
+    let errs: Vec<String> = [body(st, ctx), destroy(st, ctx)].into_iter().filter_map(Result::err).collect();
+    join(errs)
+}
+
+/// The bit of `ctx` in `banned_ctx_mask`, which only covers ids below 64.
+fn banned_bit(ctx: u32) -> Option<u64> {
+    1u64.checked_shl(ctx)
+}
+
 /// 11. Hang + ban.
 fn check_hang_ban(st: &mut State) -> CheckResult {
     let ctx = create_context(st.conn()?, &[(I915_ENGINE_CLASS_RENDER, 0)], true)?;
-    let result = hang_ban_inner(st, ctx);
-    if result.is_err() {
-        // Best effort: do not leave a hung context behind.
-        if let Ok(conn) = st.conn() {
-            let _ = destroy_context(conn, ctx);
-        }
-    }
-    result
+    run_then_destroy(st, ctx, hang_ban_inner, destroy_banned_context)
 }
 
-fn hang_ban_inner(st: &mut State, ctx: u32) -> CheckResult {
-    if ctx >= 64 {
-        return Err(format!("context id {} >= 64 is not tracked in banned_ctx_mask", ctx));
+/// GEM_CONTEXT_DESTROY of the banned context; its bit leaves `banned_ctx_mask`.
+fn destroy_banned_context(st: &mut State, ctx: u32) -> CheckResult {
+    let conn = st.conn()?;
+    destroy_context(conn, ctx)?;
+    match (conn.banned_ctx_mask(), banned_bit(ctx)) {
+        (Some(m), Some(bit)) if m & bit != 0 => {
+            Err(format!("banned_ctx_mask {:#x} still has bit {} after GEM_CONTEXT_DESTROY", m, ctx))
+        }
+        (Some(m), _) => {
+            info(format!("after GEM_CONTEXT_DESTROY: banned_ctx_mask = {:#x}", m));
+            Ok(())
+        }
+        (None, _) => Ok(()),
     }
+}
+
+/// Everything of check 11 but the final GEM_CONTEXT_DESTROY.
+fn hang_ban_inner(st: &mut State, ctx: u32) -> CheckResult {
+    let Some(bit) = banned_bit(ctx) else {
+        return Err(format!("context id {} >= 64 is not tracked in banned_ctx_mask", ctx));
+    };
     let hang = st.new_bo(4096)?;
     let va = st.bos[hang].va;
     let mut b = mi::Batch::new();
@@ -1014,7 +1044,7 @@ fn hang_ban_inner(st: &mut State, ctx: u32) -> CheckResult {
     match conn.banned_ctx_mask() {
         Some(m) => {
             info(format!("banned_ctx_mask = {:#x}", m));
-            if m & (1u64 << ctx) == 0 {
+            if m & bit == 0 {
                 errs.push(format!("banned_ctx_mask {:#x} lacks bit {}", m, ctx));
             }
         }
@@ -1031,16 +1061,6 @@ fn hang_ban_inner(st: &mut State, ctx: u32) -> CheckResult {
             }
         }
         Ok((ret, _)) => errs.push(format!("GET_RESET_STATS: ret {} ({})", ret, errno_name(ret))),
-        Err(e) => errs.push(e),
-    }
-    match destroy_context(conn, ctx) {
-        Ok(()) => match conn.banned_ctx_mask() {
-            Some(m) if m & (1u64 << ctx) != 0 => {
-                errs.push(format!("banned_ctx_mask {:#x} still has bit {} after GEM_CONTEXT_DESTROY", m, ctx))
-            }
-            Some(m) => info(format!("after GEM_CONTEXT_DESTROY: banned_ctx_mask = {:#x}", m)),
-            None => {}
-        },
         Err(e) => errs.push(e),
     }
     join(errs)
@@ -1210,4 +1230,77 @@ fn main() {
     }
     println!("{} passed, {} failed", passed, failed);
     std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fake checks did: every call with its context id.
+    #[derive(Default)]
+    struct Calls {
+        body: Vec<u32>,
+        destroy: Vec<u32>,
+    }
+
+    fn destroy_ok(c: &mut Calls, ctx: u32) -> CheckResult {
+        c.destroy.push(ctx);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_check_destroys_its_context_once() {
+        let mut c = Calls::default();
+        let r = run_then_destroy(
+            &mut c,
+            3,
+            |c, ctx| {
+                c.body.push(ctx);
+                Err("no ban".into())
+            },
+            destroy_ok,
+        );
+        assert_eq!(r, Err("no ban".to_string()));
+        assert_eq!((c.body, c.destroy), (vec![3], vec![3]));
+    }
+
+    #[test]
+    fn a_passing_check_destroys_its_context_once() {
+        let mut c = Calls::default();
+        let r = run_then_destroy(
+            &mut c,
+            5,
+            |c, ctx| {
+                c.body.push(ctx);
+                Ok(())
+            },
+            destroy_ok,
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!((c.body, c.destroy), (vec![5], vec![5]));
+    }
+
+    #[test]
+    fn check_and_destroy_errors_are_both_reported() {
+        let mut c = Calls::default();
+        let r = run_then_destroy(
+            &mut c,
+            7,
+            |_, _| Err("hang not detected".into()),
+            |c, ctx| {
+                c.destroy.push(ctx);
+                Err("GEM_CONTEXT_DESTROY(7): ret 2".into())
+            },
+        );
+        assert_eq!(r, Err("hang not detected; GEM_CONTEXT_DESTROY(7): ret 2".to_string()));
+        assert_eq!(c.destroy, vec![7], "not retried");
+    }
+
+    #[test]
+    fn banned_bits_exist_below_64_only() {
+        assert_eq!(banned_bit(0), Some(1));
+        assert_eq!(banned_bit(63), Some(1 << 63));
+        assert_eq!(banned_bit(64), None);
+        assert_eq!(banned_bit(u32::MAX), None);
+    }
 }
