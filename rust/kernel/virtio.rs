@@ -66,6 +66,26 @@ impl DeviceId {
     }
 }
 
+// SAFETY: `DeviceId` is a `repr(transparent)` wrapper of `bindings::virtio_device_id`.
+unsafe impl crate::device_id::RawDeviceId for DeviceId {
+    type RawType = bindings::virtio_device_id;
+}
+
+/// Declares the modalias table of a virtio driver (`MODULE_DEVICE_TABLE(virtio, ...)`), so
+/// that udev loads the module when a matching device appears (`virtio:d<device>v<vendor>`).
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::virtio_device_table!(MY_IDS, @none, [kernel::virtio::DeviceId::new(16)]);
+/// ```
+#[macro_export]
+macro_rules! virtio_device_table {
+    ($($tt:tt)*) => {
+        $crate::module_device_table!("virtio", $crate::virtio::DeviceId, $($tt)*);
+    };
+}
+
 /// A region of device memory exposed through a virtio shared memory capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShmRegion {
