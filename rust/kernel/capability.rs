@@ -16,6 +16,10 @@ use crate::{
 };
 
 /// A POSIX capability (`CAP_*` in `include/uapi/linux/capability.h`).
+///
+/// # Invariants
+///
+/// The value is a valid capability number (`cap_valid()`): only the constants below exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capability(i32);
 
@@ -31,8 +35,9 @@ impl Capability {
 /// Whether the current task has `cap` in its user namespace's initial namespace
 /// (`capable()`).
 pub fn capable(cap: Capability) -> bool {
-    // SAFETY: `capable` only reads the current task's credentials; any `cap` value is
-    // accepted (out-of-range values are reported as not held).
+    // SAFETY: `capable` only reads the current task's credentials and may be called from any
+    // process context; `cap.0` is a valid capability (type invariant), so its `BUG()` on an
+    // invalid one cannot trigger.
     unsafe { bindings::capable(cap.0) }
 }
 

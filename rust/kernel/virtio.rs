@@ -87,12 +87,35 @@ macro_rules! virtio_device_table {
 }
 
 /// A region of device memory exposed through a virtio shared memory capability.
+///
+/// Only [`Device::shm_region`] creates one, so a [`shm::ShmMapping`] can only map memory a
+/// device exposes, never an arbitrary physical range.
+///
+/// # Invariants
+///
+/// `addr..addr + len` is a shared memory region the transport reported for a device, with
+/// `len > 0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShmRegion {
+    addr: u64,
+    len: u64,
+}
+
+impl ShmRegion {
     /// Guest physical address of the region.
-    pub addr: u64,
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
     /// Length in bytes.
-    pub len: u64,
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the region is empty (never true; see the invariant).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Checks that an id table is non-empty and ends with its terminator.
@@ -283,6 +306,16 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
     pub fn device_id(&self) -> u32 {
         // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`.
         unsafe { (*self.as_raw()).id.device }
+    }
+
+    /// The device's index on the virtio bus (`N` in its name `virtioN`).
+    pub fn index(&self) -> u32 {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`;
+        // the index is set before the device is registered and never changes.
+        let i = unsafe { (*self.as_raw()).index };
+        // CAST: `register_virtio_device` takes the index from `ida_alloc`, which never
+        // returns a negative value for a registered device.
+        i as u32
     }
 
     /// Whether feature bit `bit` was negotiated.

@@ -50,12 +50,13 @@ impl ShmMapping {
     pub fn new(region: &ShmRegion, offset: u64, len: usize) -> Result<Self> {
         let len64 = u64::try_from(len).map_err(|_| EINVAL)?;
         let end = offset.checked_add(len64).ok_or(EINVAL)?;
-        if len == 0 || end > region.len {
+        if len == 0 || end > region.len() {
             return Err(EINVAL);
         }
-        let phys = region.addr.checked_add(offset).ok_or(EINVAL)?;
-        // SAFETY: `phys..phys + len` lies inside the device's shared memory region, which is
-        // device memory owned by the bound driver; `memremap` validates the rest.
+        let phys = region.addr().checked_add(offset).ok_or(EINVAL)?;
+        // SAFETY: `phys..phys + len` lies inside a shared memory region a device exposes
+        // (`ShmRegion` invariant; checked above), not in RAM the kernel owns; `memremap`
+        // validates the rest.
         let p =
             unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
         if p.is_null() {
