@@ -3,10 +3,19 @@
 //! virtio-intel context commands (ccmds) and their responses (`virtio-intel-protocol.md`
 //! §2-§3, current `i915_proto.h` layout).
 //!
-//! Requests are encoded with their explicit little-endian layout; responses come from the
-//! untrusted host through the shared response page and are decoded with bounds checks.
+//! Each ccmd is a `#[repr(C)]` wire struct (header plus body) and each response a
+//! `#[repr(C)]` struct read from the shared response page; zerocopy derives prove that
+//! neither has padding, and the sizes are checked at compile time. [`Ccmd`] ties a request
+//! to its response. Responses come from the untrusted host and are decoded with bounds
+//! checks. All fields are little-endian on the wire.
 
+use core::mem::size_of;
 use kernel::prelude::*;
+use zerocopy::Immutable;
+use zerocopy_derive::{
+    Immutable,
+    KnownLayout, //
+};
 
 /// `struct i915_shmem`: seqno @0, rsp_mem_offset @4, banned_ctx_mask @8.
 pub(crate) const SHMEM_SEQNO: usize = 0;
@@ -24,73 +33,118 @@ pub(crate) enum CcmdId {
     Queryparam = 3,
 }
 
+/// `struct vdrm_ccmd_req`: the header of every ccmd.
+#[repr(C)]
+#[derive(Clone, Copy, IntoBytes, Immutable)]
+pub(crate) struct CcmdHdr {
+    cmd: u32,
+    len: u32,
+    seqno: u32,
+    rsp_off: u32,
+}
+
+/// The head every response shares: `len`, padding, then the host ioctl's errno.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, Immutable, KnownLayout)]
+struct RspHdr {
+    len: u32,
+    pad: u32,
+    ret: u32,
+}
+
+impl RspHdr {
+    /// Reads the head of `rsp` and turns the sentinel (a ccmd the host never answered)
+    /// into `EIO`. Returns the host's errno (0 on success).
+    fn ret(rsp: &[u8]) -> Result<u32> {
+        let (h, _) = Self::read_from_prefix(rsp).map_err(|_| EIO)?;
+        match u32::from_le(h.ret) {
+            RET_SENTINEL => Err(EIO),
+            ret => Ok(ret),
+        }
+    }
+}
+
 /// A ccmd and the response it produces.
 pub(crate) trait Ccmd {
     /// The command id.
     const ID: CcmdId;
+    /// The whole request on the wire, header included.
+    type Request: IntoBytes + Immutable;
     /// The decoded response.
     type Response;
+    /// The request with header `hdr`.
+    fn request(&self, hdr: CcmdHdr) -> Self::Request;
     /// The response size the host writes for this request (the slot must hold it).
     fn response_size(&self) -> usize;
-    /// Appends the body (after the header) to `out`.
-    fn encode_body(&self, out: &mut KVec<u8>) -> Result;
-    /// Decodes the response from the `len` bytes the host says it wrote.
+    /// Decodes the response from the bytes the host says it wrote.
     fn decode(&self, rsp: &[u8]) -> Result<Self::Response>;
-}
-
-fn rd32(b: &[u8], off: usize) -> Result<u32> {
-    let s = b.get(off..off + 4).ok_or(EIO)?;
-    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn push32(out: &mut KVec<u8>, v: u32) -> Result {
-    out.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
-    Ok(())
 }
 
 /// Encodes `c` with its header.
 pub(crate) fn encode<C: Ccmd>(c: &C, seqno: u32, rsp_off: u32) -> Result<KVec<u8>> {
-    let mut out = KVec::new();
-    push32(&mut out, C::ID as u32)?;
-    push32(&mut out, 0)?; // `len`, set once the body is encoded
-    push32(&mut out, seqno)?;
-    push32(&mut out, rsp_off)?;
-    c.encode_body(&mut out)?;
-    let len = u32::try_from(out.len()).map_err(|_| EINVAL)?;
-    out.get_mut(4..8)
-        .ok_or(EINVAL)?
-        .copy_from_slice(&len.to_le_bytes());
+    let len = u32::try_from(size_of::<C::Request>()).map_err(|_| EINVAL)?;
+    let req = c.request(CcmdHdr {
+        cmd: (C::ID as u32).to_le(),
+        len: len.to_le(),
+        seqno: seqno.to_le(),
+        rsp_off: rsp_off.to_le(),
+    });
+    let mut out = KVec::with_capacity(size_of::<C::Request>(), GFP_KERNEL)?;
+    out.extend_from_slice(req.as_bytes(), GFP_KERNEL)?;
     Ok(out)
 }
+
+/// The host's answer to a ccmd that wraps an i915 ioctl: the value, or the host ioctl's
+/// positive errno.
+pub(crate) type HostResult<T> = core::result::Result<T, u32>;
 
 /// `I915_CCMD_GETPARAM`.
 pub(crate) struct Getparam {
     pub(crate) param: i32,
 }
 
-/// The host's answer to GETPARAM: `Err(errno)` from the host's ioctl or the value.
-pub(crate) type GetparamResult = core::result::Result<i32, u32>;
+/// `struct i915_ccmd_getparam_req`.
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GetparamReq {
+    hdr: CcmdHdr,
+    param: u32,
+    value: u32,
+}
+
+/// `struct i915_ccmd_getparam_rsp`.
+#[repr(C)]
+#[derive(FromBytes, Immutable, KnownLayout)]
+struct GetparamRsp {
+    hdr: RspHdr,
+    value: i32,
+}
 
 impl Ccmd for Getparam {
     const ID: CcmdId = CcmdId::Getparam;
-    type Response = GetparamResult;
+    type Request = GetparamReq;
+    type Response = HostResult<i32>;
+
+    fn request(&self, hdr: CcmdHdr) -> GetparamReq {
+        GetparamReq {
+            hdr,
+            param: (self.param as u32).to_le(),
+            value: 0,
+        }
+    }
 
     fn response_size(&self) -> usize {
-        16
+        size_of::<GetparamRsp>()
     }
 
-    fn encode_body(&self, out: &mut KVec<u8>) -> Result {
-        push32(out, self.param as u32)?;
-        push32(out, 0)
-    }
-
-    fn decode(&self, rsp: &[u8]) -> Result<GetparamResult> {
-        let ret = rd32(rsp, 8)?;
-        let value = rd32(rsp, 12)? as i32;
-        if ret == RET_SENTINEL {
-            return Err(EIO);
-        }
-        Ok(if ret == 0 { Ok(value) } else { Err(ret) })
+    fn decode(&self, rsp: &[u8]) -> Result<HostResult<i32>> {
+        let ret = RspHdr::ret(rsp)?;
+        let (r, _) = GetparamRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+        Ok(if ret == 0 {
+            Ok(i32::from_le(r.value))
+        } else {
+            Err(ret)
+        })
     }
 }
 
@@ -99,6 +153,25 @@ pub(crate) struct Queryparam {
     pub(crate) query_id: u32,
     pub(crate) length: u32,
     pub(crate) flags: u32,
+}
+
+/// `struct i915_ccmd_queryparam_req`.
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct QueryparamReq {
+    hdr: CcmdHdr,
+    query_id: u32,
+    length: u32,
+    flags: u32,
+    pad: u32,
+}
+
+/// `struct i915_ccmd_queryparam_rsp`, followed by `length` bytes of payload.
+#[repr(C)]
+#[derive(FromBytes, Immutable, KnownLayout)]
+struct QueryparamRsp {
+    hdr: RspHdr,
+    length: i32,
 }
 
 /// What the host's i915 said about one query item.
@@ -111,28 +184,30 @@ pub(crate) struct QueryAnswer {
 
 impl Ccmd for Queryparam {
     const ID: CcmdId = CcmdId::Queryparam;
-    type Response = core::result::Result<QueryAnswer, u32>;
+    type Request = QueryparamReq;
+    type Response = HostResult<QueryAnswer>;
 
-    fn response_size(&self) -> usize {
-        16 + self.length as usize
+    fn request(&self, hdr: CcmdHdr) -> QueryparamReq {
+        QueryparamReq {
+            hdr,
+            query_id: self.query_id.to_le(),
+            length: self.length.to_le(),
+            flags: self.flags.to_le(),
+            pad: 0,
+        }
     }
 
-    fn encode_body(&self, out: &mut KVec<u8>) -> Result {
-        push32(out, self.query_id)?;
-        push32(out, self.length)?;
-        push32(out, self.flags)?;
-        push32(out, 0)
+    fn response_size(&self) -> usize {
+        size_of::<QueryparamRsp>() + self.length as usize
     }
 
     fn decode(&self, rsp: &[u8]) -> Result<Self::Response> {
-        let ret = rd32(rsp, 8)?;
-        if ret == RET_SENTINEL {
-            return Err(EIO);
-        }
+        let ret = RspHdr::ret(rsp)?;
         if ret != 0 {
             return Ok(Err(ret));
         }
-        let length = rd32(rsp, 12)? as i32;
+        let (r, payload) = QueryparamRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+        let length = i32::from_le(r.length);
         let mut data = KVec::new();
         if length > 0 && self.length > 0 {
             // The host may not claim more than was asked for, nor more than it wrote.
@@ -140,26 +215,56 @@ impl Ccmd for Queryparam {
             if n > self.length {
                 return Err(EIO);
             }
-            let bytes = rsp.get(16..16 + n as usize).ok_or(EIO)?;
+            let bytes = payload.get(..n as usize).ok_or(EIO)?;
             data.extend_from_slice(bytes, GFP_KERNEL)?;
         }
         Ok(Ok(QueryAnswer { length, data }))
     }
 }
 
+// Wire sizes (`virtio-intel-protocol.md` §3.2-§3.3); `IntoBytes` proves there is no padding.
+kernel::static_assert!(size_of::<CcmdHdr>() == 16);
+kernel::static_assert!(size_of::<RspHdr>() == 12);
+kernel::static_assert!(size_of::<GetparamReq>() == 24);
+kernel::static_assert!(size_of::<GetparamRsp>() == 16);
+kernel::static_assert!(size_of::<QueryparamReq>() == 32);
+kernel::static_assert!(size_of::<QueryparamRsp>() == 16);
+
 #[kunit_tests(virtio_intel_ccmd)]
 mod tests {
     use super::*;
+
+    fn rd32(b: &[u8], off: usize) -> u32 {
+        match b.get(off..off + 4) {
+            Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+            None => u32::MAX,
+        }
+    }
 
     #[test]
     fn getparam_encoding() -> Result {
         let b = encode(&Getparam { param: 4 }, 7, 64)?;
         assert_eq!(b.len(), 24);
-        assert_eq!(rd32(&b, 0)?, 2);
-        assert_eq!(rd32(&b, 4)?, 24);
-        assert_eq!(rd32(&b, 8)?, 7);
-        assert_eq!(rd32(&b, 12)?, 64);
-        assert_eq!(rd32(&b, 16)?, 4);
+        assert_eq!(rd32(&b, 0), 2);
+        assert_eq!(rd32(&b, 4), 24);
+        assert_eq!(rd32(&b, 8), 7);
+        assert_eq!(rd32(&b, 12), 64);
+        assert_eq!(rd32(&b, 16), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn queryparam_encoding() -> Result {
+        let q = Queryparam {
+            query_id: 2,
+            length: 296,
+            flags: 5,
+        };
+        let b = encode(&q, 9, 16)?;
+        assert_eq!(b.len(), 32);
+        assert_eq!((rd32(&b, 0), rd32(&b, 4)), (3, 32));
+        assert_eq!((rd32(&b, 16), rd32(&b, 20), rd32(&b, 24)), (2, 296, 5));
+        assert_eq!(q.response_size(), 16 + 296);
         Ok(())
     }
 
@@ -173,6 +278,7 @@ mod tests {
         assert_eq!(g.decode(&rsp)?, Err(22));
         rsp[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
         assert!(g.decode(&rsp).is_err());
+        rsp[8..12].copy_from_slice(&0u32.to_le_bytes());
         assert!(g.decode(&rsp[..10]).is_err());
         Ok(())
     }
@@ -191,6 +297,8 @@ mod tests {
         rsp[12..16].copy_from_slice(&8u32.to_le_bytes());
         let a = q.decode(&rsp)?.map_err(|_| EIO)?;
         assert_eq!((a.length, a.data.len()), (8, 8));
+        // The host claims more than it wrote.
+        assert!(q.decode(&rsp[..20]).is_err());
         let q0 = Queryparam {
             query_id: 1,
             length: 0,

@@ -7,12 +7,15 @@
 //! to its response type. All fields are little-endian on the wire; the structs store
 //! them in wire order and convert on access.
 
-use kernel::{
-    prelude::*,
-    transmute::{
-        AsBytes,
-        FromBytes, //
-    }, //
+use core::mem::size_of;
+use kernel::prelude::*;
+use zerocopy::{
+    Immutable,
+    KnownLayout, //
+};
+use zerocopy_derive::{
+    Immutable,
+    KnownLayout, //
 };
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
@@ -48,7 +51,7 @@ pub(crate) const SHM_ID_HOST_VISIBLE: u8 = 1;
 
 /// `struct virtio_gpu_ctrl_hdr` (24 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub(crate) struct CtrlHdr {
     type_: u32,
     flags: u32,
@@ -57,11 +60,6 @@ pub(crate) struct CtrlHdr {
     ring_idx: u8,
     padding: [u8; 3],
 }
-
-// SAFETY: `CtrlHdr` is `repr(C)` with only integer fields and no implicit padding.
-unsafe impl AsBytes for CtrlHdr {}
-// SAFETY: Any bit pattern is a valid `CtrlHdr`.
-unsafe impl FromBytes for CtrlHdr {}
 
 impl CtrlHdr {
     /// A header for command `type_` with no fence and no context.
@@ -79,23 +77,21 @@ impl CtrlHdr {
 }
 
 /// A control command and its response.
-pub(crate) trait Command: AsBytes {
+pub(crate) trait Command: IntoBytes + Immutable {
     /// What the device answers.
-    type Response: FromBytes;
+    type Response: FromBytes + KnownLayout + Immutable;
     /// The response type code that means success.
     const OK: u32;
 }
 
 /// `struct virtio_gpu_get_capset_info`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct GetCapsetInfo {
     hdr: CtrlHdr,
     capset_index: u32,
     padding: u32,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for GetCapsetInfo {}
 
 impl GetCapsetInfo {
     pub(crate) fn new(index: u32) -> Self {
@@ -109,7 +105,7 @@ impl GetCapsetInfo {
 
 /// `struct virtio_gpu_resp_capset_info`.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, Immutable, KnownLayout)]
 pub(crate) struct RespCapsetInfo {
     pub(crate) hdr: CtrlHdr,
     capset_id: u32,
@@ -117,9 +113,6 @@ pub(crate) struct RespCapsetInfo {
     capset_max_size: u32,
     padding: u32,
 }
-
-// SAFETY: Any bit pattern is valid.
-unsafe impl FromBytes for RespCapsetInfo {}
 
 impl RespCapsetInfo {
     pub(crate) fn id(&self) -> u32 {
@@ -140,14 +133,12 @@ impl Command for GetCapsetInfo {
 
 /// `struct virtio_gpu_get_capset`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct GetCapset {
     hdr: CtrlHdr,
     capset_id: u32,
     capset_version: u32,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for GetCapset {}
 
 impl GetCapset {
     pub(crate) fn new(id: u32, version: u32) -> Self {
@@ -162,7 +153,7 @@ impl GetCapset {
 /// The part of `struct virgl_renderer_capset_drm` this driver uses (48 bytes; the host's
 /// struct is 160 or more).
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, FromBytes, Immutable, KnownLayout)]
 pub(crate) struct CapsetDrm {
     wire_format_version: u32,
     version_major: u32,
@@ -178,19 +169,13 @@ pub(crate) struct CapsetDrm {
     pci_device_id: u32,
 }
 
-// SAFETY: Any bit pattern is valid.
-unsafe impl FromBytes for CapsetDrm {}
-
 /// The response to [`GetCapset`] for capset 6: header plus the capset.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, Immutable, KnownLayout)]
 pub(crate) struct RespCapsetDrm {
     pub(crate) hdr: CtrlHdr,
     pub(crate) capset: CapsetDrm,
 }
-
-// SAFETY: Any bit pattern is valid.
-unsafe impl FromBytes for RespCapsetDrm {}
 
 impl Command for GetCapset {
     type Response = RespCapsetDrm;
@@ -314,15 +299,13 @@ no_data_commands!(
 
 /// `struct virtio_gpu_ctx_create`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct CtxCreate {
     hdr: CtrlHdr,
     nlen: u32,
     context_init: u32,
     debug_name: [u8; 64],
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for CtxCreate {}
 
 impl CtxCreate {
     /// A context of capset `capset` named `name` (truncated to 63 bytes).
@@ -341,12 +324,10 @@ impl CtxCreate {
 
 /// `struct virtio_gpu_ctx_destroy`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct CtxDestroy {
     hdr: CtrlHdr,
 }
-
-// SAFETY: `repr(C)`, no padding.
-unsafe impl AsBytes for CtxDestroy {}
 
 impl CtxDestroy {
     pub(crate) fn new(ctx: u32) -> Self {
@@ -358,6 +339,7 @@ impl CtxDestroy {
 
 /// `struct virtio_gpu_resource_create_blob`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct ResourceCreateBlob {
     hdr: CtrlHdr,
     resource_id: u32,
@@ -367,9 +349,6 @@ pub(crate) struct ResourceCreateBlob {
     blob_id: u64,
     size: u64,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for ResourceCreateBlob {}
 
 impl ResourceCreateBlob {
     /// A HOST3D blob of context `ctx`.
@@ -388,15 +367,13 @@ impl ResourceCreateBlob {
 
 /// `struct virtio_gpu_resource_map_blob`.
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct ResourceMapBlob {
     hdr: CtrlHdr,
     resource_id: u32,
     padding: u32,
     offset: u64,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for ResourceMapBlob {}
 
 impl ResourceMapBlob {
     pub(crate) fn new(ctx: u32, res: u32, offset: u64) -> Self {
@@ -411,15 +388,12 @@ impl ResourceMapBlob {
 
 /// `struct virtio_gpu_resp_map_info`.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, Immutable, KnownLayout)]
 pub(crate) struct RespMapInfo {
     hdr: CtrlHdr,
     map_info: u32,
     padding: u32,
 }
-
-// SAFETY: Any bit pattern is valid.
-unsafe impl FromBytes for RespMapInfo {}
 
 impl RespMapInfo {
     /// `VIRTIO_GPU_MAP_CACHE_*` (low four bits).
@@ -435,14 +409,12 @@ impl Command for ResourceMapBlob {
 
 /// A command naming one resource (`RESOURCE_UNMAP_BLOB`, `RESOURCE_UNREF`).
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct ResourceCmd {
     hdr: CtrlHdr,
     resource_id: u32,
     padding: u32,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for ResourceCmd {}
 
 impl ResourceCmd {
     pub(crate) fn unmap_blob(ctx: u32, res: u32) -> Self {
@@ -463,14 +435,12 @@ impl ResourceCmd {
 
 /// `struct virtio_gpu_cmd_submit` (header of `SUBMIT_3D`; the ccmd stream follows).
 #[repr(C)]
+#[derive(IntoBytes, Immutable)]
 pub(crate) struct Submit3d {
     hdr: CtrlHdr,
     size: u32,
     padding: u32,
 }
-
-// SAFETY: `repr(C)`, integer fields, no implicit padding.
-unsafe impl AsBytes for Submit3d {}
 
 impl Submit3d {
     /// A submit of `size` bytes in context `ctx`, fenced on `ring` with `fence_id`.
@@ -483,25 +453,25 @@ impl Submit3d {
     }
 }
 
+// Wire sizes (`include/uapi/linux/virtio_gpu.h`); `IntoBytes` proves there is no padding.
+kernel::static_assert!(size_of::<CtrlHdr>() == 24);
+kernel::static_assert!(size_of::<GetCapsetInfo>() == 32);
+kernel::static_assert!(size_of::<RespCapsetInfo>() == 40);
+kernel::static_assert!(size_of::<GetCapset>() == 32);
+kernel::static_assert!(size_of::<CapsetDrm>() == 48);
+kernel::static_assert!(core::mem::offset_of!(CapsetDrm, context_type) == 16);
+kernel::static_assert!(core::mem::offset_of!(CapsetDrm, pci_device_id) == 44);
+kernel::static_assert!(size_of::<CtxCreate>() == 96);
+kernel::static_assert!(size_of::<CtxDestroy>() == 24);
+kernel::static_assert!(size_of::<ResourceCreateBlob>() == 56);
+kernel::static_assert!(size_of::<ResourceMapBlob>() == 40);
+kernel::static_assert!(size_of::<RespMapInfo>() == 32);
+kernel::static_assert!(size_of::<ResourceCmd>() == 32);
+kernel::static_assert!(size_of::<Submit3d>() == 32);
+
 #[kunit_tests(virtio_intel_protocol)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn layouts_match_virtio_gpu_h() {
-        assert_eq!(core::mem::size_of::<CtrlHdr>(), 24);
-        assert_eq!(core::mem::size_of::<GetCapsetInfo>(), 32);
-        assert_eq!(core::mem::size_of::<RespCapsetInfo>(), 40);
-        assert_eq!(core::mem::size_of::<GetCapset>(), 32);
-        assert_eq!(core::mem::size_of::<CapsetDrm>(), 48);
-        assert_eq!(core::mem::offset_of!(CapsetDrm, pci_device_id), 44);
-        assert_eq!(core::mem::offset_of!(CapsetDrm, context_type), 16);
-        assert_eq!(core::mem::size_of::<CtxCreate>(), 96);
-        assert_eq!(core::mem::size_of::<ResourceCreateBlob>(), 56);
-        assert_eq!(core::mem::size_of::<ResourceMapBlob>(), 40);
-        assert_eq!(core::mem::size_of::<RespMapInfo>(), 32);
-        assert_eq!(core::mem::size_of::<Submit3d>(), 32);
-    }
 
     fn tgl() -> CapsetDrm {
         CapsetDrm {
