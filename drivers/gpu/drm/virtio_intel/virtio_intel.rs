@@ -12,15 +12,20 @@
 //! - [`context`]: a file's host context, response page and synchronous ccmds;
 //! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
 //! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
-//! - [`file`]: the i915 ioctls.
+//! - [`file`]: an open file and its host context;
+//! - [`getparam`], [`query`]: the i915 ioctls, one module per family;
+//! - [`cache`]: host answers that cannot change while the device is bound.
 
+mod cache;
 mod ccmd;
 mod context;
 mod driver;
 mod file;
 mod gem;
+mod getparam;
 mod hostmem;
 mod protocol;
+mod query;
 mod shared;
 mod transport;
 
