@@ -9,6 +9,7 @@
 //! means "done". A ccmd the host rejected publishes no seqno: the context sees that and
 //! fails the call with `EIO` instead of waiting forever.
 
+use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -35,18 +36,28 @@ use crate::{
         CAPSET_DRM,
         MAP_CACHE_CACHED, //
     },
-    shared::Shared,
+    shared::{
+        Client,
+        Shared, //
+    },
+    transport::Wait,
 };
 
 /// Size of the response page.
 const SHMEM_SIZE: usize = 16384;
 
-/// A live host context.
+/// A host context, from the moment its creation is queued.
+///
+/// The flags say which host objects may exist, and `Drop` releases exactly those, so a
+/// value left half-built by an error or a signal in [`HostContext::new`] cleans up too.
 ///
 /// # Invariants
 ///
-/// `ctx_id` names a context created on the host; `shm` maps the response blob `shmem_res`,
-/// which is mapped at `shmem_off` of the host-visible window.
+/// - `CTX_CREATE` for `ctx_id` was queued;
+/// - `blob_created`: `RESOURCE_CREATE_BLOB` for `shmem_res` was queued;
+/// - `mapped`: `RESOURCE_MAP_BLOB` for it was queued at `shmem_off`, a window range this
+///   context holds (`shmem_off != u64::MAX` whenever the range is allocated);
+/// - `shm`, when set, maps that range, behind which the host mapped the response blob.
 pub(crate) struct HostContext {
     shared: Arc<Shared>,
     ctx_id: u32,
@@ -59,17 +70,21 @@ pub(crate) struct HostContext {
 }
 
 impl HostContext {
-    /// Creates a host context for a file named `name`.
+    /// Creates a host context named `name` for the calling task.
+    ///
+    /// Every host object is recorded in `Self` before its command is queued, so an error or
+    /// a signal at any step leaves a value whose `Drop` releases whatever the host may have
+    /// created.
     ///
     /// # Errors
     ///
     /// `ENODEV` after unbind, `ENOSPC` when the host-visible window is full, `EIO` when the
-    /// host refuses or answers nonsense, or the transport's errors.
-    pub(crate) fn new(shared: &Arc<Shared>, name: &[u8]) -> Result<Self> {
+    /// host refuses or answers nonsense, or the transport's errors (`ERESTARTSYS`,
+    /// `ETIMEDOUT`).
+    pub(crate) fn new(shared: &Arc<Shared>, name: &[u8], client: Client) -> Result<Self> {
         let ctx_id = shared.new_ctx_id();
         let shmem_res = shared.new_res_id();
-        shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
-        // From here on `Drop` undoes what was done.
+        shared.stats.add_client(ctx_id, client)?;
         let mut this = Self {
             shared: shared.clone(),
             ctx_id,
@@ -80,6 +95,10 @@ impl HostContext {
             shm: None,
             seqno: 0,
         };
+        shared.stats.contexts.fetch_add(1, Ordering::Relaxed);
+        shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
+        this.blob_created = true;
+        shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
         shared.with_queue(|q| {
             q.call(&ResourceCreateBlob::host3d(
                 ctx_id,
@@ -89,14 +108,13 @@ impl HostContext {
                 SHMEM_SIZE as u64,
             ))
         })?;
-        this.blob_created = true;
         let off = shared.alloc_hostmem(SHMEM_SIZE as u64)?;
         this.shmem_off = off;
-        let map = shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
         this.mapped = true;
+        let map = shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
         if map.cache() != MAP_CACHE_CACHED {
             // The response page is read through a write-back mapping.
-            pr_warn!(
+            kernel::pr_warn_once!(
                 "virtio_intel: host maps the response page with cache mode {}\n",
                 map.cache()
             );
@@ -105,7 +123,12 @@ impl HostContext {
         let shm = ShmMapping::new(&shared.hostmem, off, SHMEM_SIZE)?;
         let rsp_off = shm.read_u32(SHMEM_RSP_MEM_OFFSET)?;
         if rsp_off != RSP_MEM_OFFSET {
-            pr_warn!("virtio_intel: host response area at {} (expected {}): unsupported protocol revision\n", rsp_off, RSP_MEM_OFFSET);
+            kernel::pr_warn_once!(
+                "virtio_intel: host response area at {} (expected {}): unsupported protocol \
+                 revision\n",
+                rsp_off,
+                RSP_MEM_OFFSET
+            );
             this.shm = Some(shm);
             return Err(EIO);
         }
@@ -138,12 +161,11 @@ impl HostContext {
             return Err(EINVAL);
         }
         let slot = RSP_MEM_OFFSET as usize;
-        // Pre-fill the slot: its capacity and a `ret` the host never writes.
-        let mut fill = KVec::new();
-        fill.resize(size.max(12), 0, GFP_KERNEL)?;
-        fill[0..4].copy_from_slice(&(size as u32).to_le_bytes());
-        fill[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
-        shm.write(slot, &fill[..size.max(12)])?;
+        // Pre-fill the head of the slot: its capacity and a `ret` the host never writes.
+        let mut head = [0u8; 12];
+        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+        head[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
+        shm.write(slot, &head)?;
 
         let seqno = self.seqno.wrapping_add(1);
         let bytes = ccmd::encode(c, seqno, 0)?;
@@ -151,7 +173,11 @@ impl HostContext {
         let fence = self.shared.new_fence_id();
         self.seqno = seqno;
         self.shared.with_queue(|q| {
-            q.call_with_data(&Submit3d::fenced(self.ctx_id, len, fence, 0), &bytes)
+            q.call_with_data(
+                &Submit3d::fenced(self.ctx_id, len, fence, 0),
+                &bytes,
+                Wait::Interruptible,
+            )
         })?;
 
         let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
@@ -175,34 +201,63 @@ impl HostContext {
     }
 }
 
+/// Whether a teardown command's outcome means the host no longer holds the object: it
+/// answered (success, or an error for an object it never created), or the device is gone.
+/// A timeout or a failure to queue leaves that unknown.
+fn settled(r: &Result) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => *e == EIO || *e == ENODEV,
+    }
+}
+
 impl Drop for HostContext {
     fn drop(&mut self) {
         // Unmap our view first; then destroy the context and release the blob, which
         // outlives the context on the host. Each step is tried even if an earlier one
-        // failed, so nothing the host still holds is forgotten.
+        // failed, so nothing the host still holds is forgotten. The waits are bounded but
+        // not interruptible: a process being killed still closes its files.
         self.shm = None;
         let (ctx, res) = (self.ctx_id, self.shmem_res);
-        let (blob, mapped) = (self.blob_created, self.mapped);
-        let r = self.shared.with_queue(|q| {
-            let destroy = q.call(&CtxDestroy::new(ctx)).map(|_| ());
-            let unmap = if mapped {
-                q.call(&ResourceCmd::unmap_blob(ctx, res)).map(|_| ())
-            } else {
-                Ok(())
-            };
-            let unref = if blob {
-                q.call(&ResourceCmd::unref(res)).map(|_| ())
-            } else {
-                Ok(())
-            };
-            destroy.and(unmap).and(unref)
-        });
-        if let Err(e) = r {
-            pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
+        let stats = &self.shared.stats;
+        let teardown = |cmd: &dyn Fn(&crate::transport::ControlQueue) -> Result| {
+            let r = self.shared.with_queue(|q| cmd(q));
+            if let Err(e) = r {
+                pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
+            }
+            settled(&r)
+        };
+        if teardown(&|q| q.call_uninterruptible(&CtxDestroy::new(ctx)).map(|_| ())) {
+            stats.contexts.fetch_sub(1, Ordering::Relaxed);
+        }
+        let unmapped = !self.mapped
+            || teardown(&|q| {
+                q.call_uninterruptible(&ResourceCmd::unmap_blob(ctx, res))
+                    .map(|_| ())
+            });
+        if self.blob_created
+            && teardown(&|q| q.call_uninterruptible(&ResourceCmd::unref(res)).map(|_| ()))
+        {
+            stats.blobs.fetch_sub(1, Ordering::Relaxed);
         }
         // The window range is free once the host unmapped it (or the device is gone).
+        // Otherwise it stays allocated: handing it out again would alias a range the host
+        // may still map.
         if self.shmem_off != u64::MAX {
-            self.shared.free_hostmem(self.shmem_off);
+            if unmapped {
+                self.shared.free_hostmem(self.shmem_off);
+            } else {
+                stats
+                    .quarantined_bytes
+                    .fetch_add(SHMEM_SIZE as i64, Ordering::Relaxed);
+                kernel::pr_warn_once!(
+                    "virtio_intel: host context {}: response page not unmapped, window range \
+                     {:#x} quarantined\n",
+                    ctx,
+                    self.shmem_off
+                );
+            }
         }
+        stats.remove_client(ctx);
     }
 }

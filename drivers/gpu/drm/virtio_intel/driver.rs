@@ -3,6 +3,7 @@
 //! Probe: features, the DRM capset, and the host-visible memory region.
 
 use kernel::{
+    debugfs,
     device::{
         Core,
         DeviceContext, //
@@ -13,6 +14,7 @@ use kernel::{
         ioctl, //
     },
     prelude::*,
+    str::CString,
     sync::Arc,
     uapi,
     virtio, //
@@ -35,7 +37,10 @@ use crate::{
         F_VIRGL,
         SHM_ID_HOST_VISIBLE, //
     },
-    shared::Shared,
+    shared::{
+        Shared,
+        Stats, //
+    },
     transport::ControlQueue,
 };
 
@@ -57,6 +62,14 @@ const VIRTIO_ID_GPU: u32 = 16;
 /// The most capsets this driver looks at (Linux caps capset ids at 63).
 const MAX_CAPSETS: u32 = 64;
 
+// The modalias `virtio:d00000010v*`: udev loads the module for every virtio GPU, and probe
+// binds only to one whose host serves the i915 native context.
+kernel::virtio_device_table!(
+    VIRTIO_INTEL_IDS,
+    @none,
+    [virtio::DeviceId::new(VIRTIO_ID_GPU)]
+);
+
 /// The virtio-intel driver.
 pub(crate) struct VirtioIntelDriver;
 
@@ -67,6 +80,10 @@ pub(crate) struct VirtioIntelDriver;
 pub(crate) struct DeviceData<'bound> {
     _reg: drm::Registration<'bound, VirtioIntelDriver>,
     shared: Arc<Shared>,
+    /// `/sys/kernel/debug/virtio_intel-<N>/live`: the counters of [`Stats`] and the task of
+    /// each host context.
+    _live: Pin<KBox<debugfs::File<Arc<Stats>>>>,
+    _debugfs: debugfs::Dir,
 }
 
 impl virtio::Driver for VirtioIntelDriver {
@@ -103,6 +120,7 @@ impl drm::Driver for VirtioIntelDriver {
     const FEAT_RENDER: bool = true;
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
+    const COMPAT_IOCTLS: &'static [drm::ioctl::CompatIoctl] = crate::getparam::COMPAT_IOCTLS;
 
     kernel::declare_drm_ioctls_sparse! {
         (0x06, I915_GETPARAM, drm::ioctl::IOWR::<uapi::drm_i915_getparam>(0x46),
@@ -195,8 +213,8 @@ impl<'bound> DeviceData<'bound> {
             identity.drm_version.0,
             identity.drm_version.1,
             identity.drm_version.2,
-            hostmem.addr,
-            hostmem.len,
+            hostmem.addr(),
+            hostmem.len(),
             blob_alignment,
             info.max_version()
         );
@@ -206,6 +224,19 @@ impl<'bound> DeviceData<'bound> {
         // SAFETY: The registration is stored in the driver data and dropped with it; it is
         // never leaked.
         let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, (), 0)? };
-        Ok(Self { _reg: reg, shared })
+        let name = CString::try_from_fmt(fmt!("virtio_intel-{}", dev.index()))?;
+        let dir = debugfs::Dir::new(&name);
+        let live = KBox::pin_init(
+            dir.read_callback_file(c"live", shared.stats.clone(), &|s: &Arc<Stats>, f| {
+                s.show(f)
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _reg: reg,
+            shared,
+            _live: live,
+            _debugfs: dir,
+        })
     }
 }

@@ -25,12 +25,13 @@ impl RangeAllocator {
         }
     }
 
-    /// Allocates `len` bytes (rounded up to the alignment); returns the offset.
+    /// Allocates `len` bytes (rounded up to the alignment); returns the offset and the
+    /// rounded length.
     ///
     /// # Errors
     ///
     /// `EINVAL` for an empty or overflowing request, `ENOSPC` when no hole fits.
-    pub(crate) fn alloc(&mut self, len: u64) -> Result<u64> {
+    pub(crate) fn alloc(&mut self, len: u64) -> Result<(u64, u64)> {
         if len == 0 {
             return Err(EINVAL);
         }
@@ -51,14 +52,14 @@ impl RangeAllocator {
         self.used
             .insert_within_capacity(at, (cursor, len))
             .map_err(|_| ENOMEM)?;
-        Ok(cursor)
+        Ok((cursor, len))
     }
 
-    /// Frees the range starting at `offset`; unknown offsets are ignored.
-    pub(crate) fn free(&mut self, offset: u64) {
-        if let Some(i) = self.used.iter().position(|&(s, _)| s == offset) {
-            let _ = self.used.remove(i);
-        }
+    /// Frees the range starting at `offset` and returns its length; unknown offsets are
+    /// ignored.
+    pub(crate) fn free(&mut self, offset: u64) -> Option<u64> {
+        let i = self.used.iter().position(|&(s, _)| s == offset)?;
+        self.used.remove(i).ok().map(|(_, l)| l)
     }
 }
 
@@ -69,12 +70,13 @@ mod tests {
     #[test]
     fn first_fit_with_alignment() -> Result {
         let mut a = RangeAllocator::new(0x10000, 0x1000);
-        assert_eq!(a.alloc(1)?, 0);
-        assert_eq!(a.alloc(0x1001)?, 0x1000);
-        assert_eq!(a.alloc(0x1000)?, 0x3000);
-        a.free(0x1000);
-        assert_eq!(a.alloc(0x1000)?, 0x1000);
-        assert_eq!(a.alloc(0x2000)?, 0x4000);
+        assert_eq!(a.alloc(1)?, (0, 0x1000));
+        assert_eq!(a.alloc(0x1001)?, (0x1000, 0x2000));
+        assert_eq!(a.alloc(0x1000)?.0, 0x3000);
+        assert_eq!(a.free(0x1000), Some(0x2000));
+        assert_eq!(a.free(0x1000), None);
+        assert_eq!(a.alloc(0x1000)?.0, 0x1000);
+        assert_eq!(a.alloc(0x2000)?.0, 0x4000);
         assert_eq!(a.alloc(0x10000), Err(ENOSPC));
         assert_eq!(a.alloc(0), Err(EINVAL));
         assert_eq!(a.alloc(u64::MAX), Err(EINVAL));

@@ -8,6 +8,7 @@
 //! flight (each is bounded by the transport's timeout) before the queue is torn down.
 
 use core::sync::atomic::{
+    AtomicI64,
     AtomicU32,
     AtomicU64,
     Ordering, //
@@ -21,14 +22,109 @@ use kernel::{
         CondVar,
         Mutex, //
     },
+    task::TaskComm,
     virtio::ShmRegion, //
 };
 
 use crate::{
+    cache::AnswerCache,
     hostmem::RangeAllocator,
     protocol::I915Identity,
     transport::ControlQueue, //
 };
+
+/// The task a host context was created for, as the driver sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct Client {
+    /// Thread group (process) id in the initial namespace.
+    pub(crate) tgid: i32,
+    /// Thread id in the initial namespace.
+    pub(crate) pid: i32,
+    /// Command name.
+    pub(crate) comm: TaskComm,
+}
+
+impl Client {
+    /// The calling task.
+    pub(crate) fn current() -> Self {
+        let task = kernel::current!();
+        Self {
+            tgid: task.tgid(),
+            pid: task.pid(),
+            comm: task.comm(),
+        }
+    }
+}
+
+/// Host objects this device holds for its files, for `debugfs` and leak tests.
+///
+/// A count goes up when the command creating the object is queued and down when the host
+/// acknowledged its release (or the device went away), so after every file is closed all
+/// counts read zero unless something leaked.
+#[pin_data]
+pub(crate) struct Stats {
+    /// Host contexts.
+    pub(crate) contexts: AtomicI64,
+    /// Host blobs.
+    pub(crate) blobs: AtomicI64,
+    /// Bytes of the host-visible window allocated.
+    pub(crate) window_bytes: AtomicI64,
+    /// Bytes of the window kept out of use because the host did not confirm their unmap.
+    pub(crate) quarantined_bytes: AtomicI64,
+    /// The task each live host context was created for.
+    #[pin]
+    clients: Mutex<KVec<(u32, Client)>>,
+}
+
+impl Stats {
+    fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            contexts: AtomicI64::new(0),
+            blobs: AtomicI64::new(0),
+            window_bytes: AtomicI64::new(0),
+            quarantined_bytes: AtomicI64::new(0),
+            clients <- new_mutex!(KVec::new()),
+        })
+    }
+
+    /// Records the task of host context `ctx`.
+    pub(crate) fn add_client(&self, ctx: u32, c: Client) -> Result {
+        self.clients.lock().push((ctx, c), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets host context `ctx`.
+    pub(crate) fn remove_client(&self, ctx: u32) {
+        let mut g = self.clients.lock();
+        if let Some(i) = g.iter().position(|(c, _)| *c == ctx) {
+            let _ = g.remove(i);
+        }
+    }
+
+    /// Writes the counters and one line per live host context.
+    pub(crate) fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "contexts {}", self.contexts.load(Ordering::Relaxed))?;
+        writeln!(f, "blobs {}", self.blobs.load(Ordering::Relaxed))?;
+        writeln!(
+            f,
+            "window_bytes {}",
+            self.window_bytes.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            f,
+            "quarantined_bytes {}",
+            self.quarantined_bytes.load(Ordering::Relaxed)
+        )?;
+        for (ctx, c) in self.clients.lock().iter() {
+            writeln!(
+                f,
+                "context {} tgid {} pid {} comm {}",
+                ctx, c.tgid, c.pid, c.comm
+            )?;
+        }
+        Ok(())
+    }
+}
 
 struct Gate {
     queue: Option<Arc<ControlQueue>>,
@@ -42,6 +138,10 @@ pub(crate) struct Shared {
     pub(crate) identity: I915Identity,
     /// The host-visible window.
     pub(crate) hostmem: ShmRegion,
+    /// Host answers that cannot change while the device is bound.
+    pub(crate) cache: AnswerCache,
+    /// Live host objects (shared with the device's `debugfs` files).
+    pub(crate) stats: Arc<Stats>,
     #[pin]
     gate: Mutex<Gate>,
     #[pin]
@@ -61,13 +161,16 @@ impl Shared {
         queue: ControlQueue,
     ) -> Result<Arc<Self>> {
         let queue = Arc::new(queue, GFP_KERNEL)?;
+        let stats = Arc::pin_init(Stats::new(), GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 identity,
                 hostmem,
+                cache: AnswerCache::new(),
+                stats,
                 gate <- new_mutex!(Gate { queue: Some(queue), users: 0 }),
                 idle <- new_condvar!(),
-                alloc <- new_mutex!(RangeAllocator::new(hostmem.len, blob_alignment)),
+                alloc <- new_mutex!(RangeAllocator::new(hostmem.len(), blob_alignment)),
                 next_ctx: AtomicU32::new(1),
                 next_res: AtomicU32::new(1),
                 next_fence: AtomicU64::new(1),
@@ -121,11 +224,19 @@ impl Shared {
 
     /// Allocates `len` bytes of the host-visible window.
     pub(crate) fn alloc_hostmem(&self, len: u64) -> Result<u64> {
-        self.alloc.lock().alloc(len)
+        let (off, len) = self.alloc.lock().alloc(len)?;
+        self.stats
+            .window_bytes
+            .fetch_add(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
+        Ok(off)
     }
 
     /// Frees a range of the host-visible window.
     pub(crate) fn free_hostmem(&self, offset: u64) {
-        self.alloc.lock().free(offset)
+        if let Some(len) = self.alloc.lock().free(offset) {
+            self.stats
+                .window_bytes
+                .fetch_sub(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
     }
 }

@@ -13,13 +13,14 @@ use kernel::{
     prelude::*,
     sync::{
         Arc,
+        Completion,
         CondVar,
         CondVarTimeoutResult,
         SpinLockIrq, //
     },
-    time::msecs_to_jiffies,
-    transmute::{
-        FromBytes, //
+    time::{
+        msecs_to_jiffies,
+        Jiffies, //
     },
     virtio::{
         self,
@@ -44,13 +45,23 @@ const CONTROL_QUEUE: usize = 0;
 /// How long a synchronous command may take before the caller gives up.
 const COMMAND_TIMEOUT_MS: u32 = 5000;
 
+/// How a caller waits for the host's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A signal ends the wait (`ERESTARTSYS`): ioctls.
+    Interruptible,
+    /// Only the bound ends the wait: teardown, which must not give up because the process
+    /// that closes the file is being killed.
+    Uninterruptible,
+}
+
 /// Where the response of a synchronous command is delivered.
 #[pin_data]
 pub(crate) struct Waiter {
     #[pin]
     done: SpinLockIrq<Option<(KVec<u8>, u32)>>,
     #[pin]
-    cv: CondVar,
+    completion: Completion,
 }
 
 impl Waiter {
@@ -58,7 +69,7 @@ impl Waiter {
         Arc::pin_init(
             pin_init!(Self {
                 done <- new_spinlock_irq!(None),
-                cv <- new_condvar!(),
+                completion <- Completion::new(),
             }),
             GFP_KERNEL,
         )
@@ -68,20 +79,17 @@ impl Waiter {
     ///
     /// # Errors
     ///
-    /// `ETIMEDOUT` after [`COMMAND_TIMEOUT_MS`], `ERESTARTSYS` on a signal.
-    fn wait(&self) -> Result<(KVec<u8>, u32)> {
-        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        let mut g = self.done.lock();
-        loop {
-            if let Some(r) = g.take() {
-                return Ok(r);
-            }
-            match self.cv.wait_interruptible_timeout(&mut g, left) {
-                CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
-                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
-                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-            }
-        }
+    /// `ETIMEDOUT` after [`COMMAND_TIMEOUT_MS`], `ERESTARTSYS` on a signal (only with
+    /// [`Wait::Interruptible`]).
+    fn wait(&self, how: Wait) -> Result<(KVec<u8>, u32)> {
+        let timeout = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        match how {
+            Wait::Interruptible => self
+                .completion
+                .wait_for_completion_interruptible_timeout(timeout)?,
+            Wait::Uninterruptible => self.completion.wait_for_completion_timeout(timeout)?,
+        };
+        self.done.lock().take().ok_or(EIO)
     }
 }
 
@@ -104,8 +112,44 @@ unsafe impl Request for CtrlRequest {
     }
 }
 
+/// Tells senders that the device returned buffers, so a full queue may have room again.
+#[pin_data]
+pub(crate) struct Space {
+    /// How many requests the device has returned.
+    #[pin]
+    returned: SpinLockIrq<u64>,
+    #[pin]
+    cv: CondVar,
+}
+
+impl Space {
+    /// Waits until the device returned a request after `seen` was read, for the time left
+    /// in `left` (updated).
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT` when `left` runs out, `ERESTARTSYS` on a signal ([`Wait::Interruptible`]).
+    fn wait_after(&self, seen: u64, how: Wait, left: &mut Jiffies) -> Result {
+        let mut g = self.returned.lock();
+        while *g == seen {
+            let r = match how {
+                Wait::Interruptible => self.cv.wait_interruptible_timeout(&mut g, *left),
+                Wait::Uninterruptible => self.cv.wait_timeout(&mut g, *left),
+            };
+            match r {
+                CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
+                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                CondVarTimeoutResult::Woken { jiffies } => *left = jiffies,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Delivers finished control requests.
-pub(crate) struct CtrlHandler;
+pub(crate) struct CtrlHandler {
+    space: Arc<Space>,
+}
 
 impl Handler for CtrlHandler {
     type Request = CtrlRequest;
@@ -114,35 +158,62 @@ impl Handler for CtrlHandler {
         if let Some(w) = req.waiter.take() {
             let resp = core::mem::take(&mut req.resp);
             *w.done.lock() = Some((resp, written));
-            w.cv.notify_all();
+            w.completion.complete_all();
         }
+        *self.space.returned.lock() += 1;
+        self.space.cv.notify_all();
     }
 }
 
 /// The control queue of one device.
 pub(crate) struct ControlQueue {
     vqs: Arc<Virtqueues<CtrlHandler>>,
+    space: Arc<Space>,
 }
 
 impl ControlQueue {
     /// Sets up the control and cursor queues of `dev`.
     pub(crate) fn new(dev: &virtio::Device<kernel::device::Core<'_>>) -> Result<Self> {
-        let vqs = Virtqueues::new(dev, &[c"control", c"cursor"], CtrlHandler)?;
-        Ok(Self { vqs })
+        let space = Arc::pin_init(
+            pin_init!(Space {
+                returned <- new_spinlock_irq!(0),
+                cv <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let vqs = Virtqueues::new(
+            dev,
+            &[c"control", c"cursor"],
+            CtrlHandler {
+                space: space.clone(),
+            },
+        )?;
+        Ok(Self { vqs, space })
     }
 
     /// Sends `cmd` and waits for its response.
     ///
     /// # Errors
     ///
-    /// `ETIMEDOUT`/`ERESTARTSYS` from the wait, `ENOSPC` when the queue is full, `EIO` when
-    /// the host answered with an error or with a short or unexpected response.
+    /// `ETIMEDOUT`/`ERESTARTSYS` from the wait (for room in a full queue, then for the
+    /// answer; one bound covers both), `EIO` when the host answered with an error or with a
+    /// short or unexpected response.
     pub(crate) fn call<C: Command>(&self, cmd: &C) -> Result<C::Response> {
-        self.call_with_data(cmd, &[])
+        self.call_with_data(cmd, &[], Wait::Interruptible)
+    }
+
+    /// Like [`Self::call`], waiting without interruption (bounded): for teardown.
+    pub(crate) fn call_uninterruptible<C: Command>(&self, cmd: &C) -> Result<C::Response> {
+        self.call_with_data(cmd, &[], Wait::Uninterruptible)
     }
 
     /// Like [`Self::call`], with `data` sent after the command (the SUBMIT_3D payload).
-    pub(crate) fn call_with_data<C: Command>(&self, cmd: &C, data: &[u8]) -> Result<C::Response> {
+    pub(crate) fn call_with_data<C: Command>(
+        &self,
+        cmd: &C,
+        data: &[u8],
+        how: Wait,
+    ) -> Result<C::Response> {
         let mut payload = KVec::with_capacity(data.len(), GFP_KERNEL)?;
         payload.extend_from_slice(data, GFP_KERNEL)?;
         let size = core::mem::size_of::<C::Response>();
@@ -160,11 +231,22 @@ impl ControlQueue {
             },
             GFP_KERNEL,
         )?;
-        self.vqs.submit(CONTROL_QUEUE, req).map_err(|(e, _)| e)?;
-        let (resp, written) = waiter.wait()?;
-        let hdr = CtrlHdr::from_bytes_copy_prefix(&resp)
-            .map(|(h, _)| h)
-            .ok_or(EIO)?;
+        // A full queue waits (bounded, as the answer) for the device to return a request.
+        let mut req = req;
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        loop {
+            let seen = *self.space.returned.lock();
+            match self.vqs.submit(CONTROL_QUEUE, req) {
+                Ok(()) => break,
+                Err((e, back)) if e == ENOSPC => {
+                    req = back;
+                    self.space.wait_after(seen, how, &mut left)?;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        let (resp, written) = waiter.wait(how)?;
+        let (hdr, _) = CtrlHdr::read_from_prefix(&resp).map_err(|_| EIO)?;
         if hdr.type_() != C::OK {
             if hdr.type_() >= RESP_ERR_UNSPEC {
                 pr_debug!("virtio_intel: host error response {:#x}\n", hdr.type_());
@@ -173,6 +255,6 @@ impl ControlQueue {
         }
         // The host may answer with a shorter struct; what it did not write reads as zero.
         let _ = written;
-        C::Response::from_bytes_copy(&resp).ok_or(EIO)
+        C::Response::read_from_bytes(&resp).map_err(|_| EIO)
     }
 }
