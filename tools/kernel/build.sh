@@ -97,6 +97,15 @@ if ((${#missing[@]})); then
 fi
 touch "$O/.virtio-intel-config"
 
+# A release string per build dir, so that a module built against another tree (the
+# debug variant, another source or fragment set) is refused by insmod as a version
+# mismatch instead of loading with a different struct layout.
+lv=-vi-$(printf '%s' "${O##*/}" | sha256sum | cut -c1-12)
+if ! grep -qxF "CONFIG_LOCALVERSION=\"$lv\"" "$O/.config"; then
+    "$src/scripts/config" --file "$O/.config" --set-str LOCALVERSION "$lv" --disable LOCALVERSION_AUTO
+    kmake -s olddefconfig >&2
+fi
+
 # --- build -------------------------------------------------------------------------
 t=$SECONDS
 log "make ${margs[*]} ($L, O=$O)"

@@ -14,7 +14,7 @@ need_root
 # --- Debian packages (major versions pinned by package name) -----------------
 PKGS=("clang-$KLLVM" "lld-$KLLVM" "llvm-$KLLVM" "libclang-$KLLVM-dev"
       flex bison bc libelf-dev libssl-dev cpio kmod rsync dwarves make gcc libc6-dev
-      python3 xz-utils)
+      python3 xz-utils gcc-multilib)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,6 +29,8 @@ fi
 for t in clang-$KLLVM ld.lld-$KLLVM llvm-ar-$KLLVM flex bison bc pahole rsync cpio; do
     need_cmd "$t"
 done
+printf 'int main(void) { return 0; }\n' | gcc -m32 -static -x c - -o /dev/null 2>/dev/null ||
+    die "gcc -m32 -static does not work (gcc-multilib): needed for the 32-bit kselftest"
 [[ -f $LIBCLANG_PATH/libclang.so ]] || die "libclang not found in $LIBCLANG_PATH (libclang-$KLLVM-dev)"
 
 # --- Rust: rustc/cargo from rustup, rust-src, bindgen-cli ---------------------
