@@ -21,7 +21,6 @@ rm -rf "$out"; mkdir -p "$out/share"
 "$VM_DIR/cargo.sh" client >/dev/null
 O=$("$REPO_ROOT/tools/kernel/build.sh")
 build_driver "$O" "$out"
-cp "$REPO_ROOT/drivers/gpu/drm/virtio_intel/virtio_intel.ko" "$out/share/"
 cp "$REPO_ROOT/tools/virtio-intel-client/target/release/virtio-intel-client" "$out/share/"
 gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam_bench" \
     "$REPO_ROOT/tools/bench/getparam_bench.c"
@@ -33,10 +32,19 @@ gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam
     --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n" >/dev/null
 
 vdrm=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm/output.log" | tr -d '\r')
-kern=$(grep -h '^bench getparam-kernel' "$REPO_ROOT/build/vm/bench-kernel/output.log" | tr -d '\r')
-[[ -n $vdrm && -n $kern ]] || die "a benchmark printed nothing (logs in build/vm/bench-*)"
-echo "seed design (userspace vdrm, Debian virtio_gpu): ${vdrm#bench getparam-vdrm: }"
-echo "virtio_intel.ko (in-kernel translation):        ${kern#bench getparam-kernel: }"
-awk -v a="$vdrm" -v b="$kern" 'BEGIN {
-    split(a, x, " "); split(b, y, " ");
-    printf "ratio of medians, virtio_intel / seed design: %.2f\n", y[4] / x[4] }'
+klog=$REPO_ROOT/build/vm/bench-kernel/output.log
+line() { grep -h "^bench $1:" "$klog" | tr -d '\r'; }
+unc=$(line getparam-uncached) cac=$(line getparam-cached) ver=$(line getparam-version)
+[[ -n $vdrm && -n $unc && -n $cac && -n $ver ]] || die "a benchmark printed nothing (logs in build/vm/bench-*)"
+med() { awk '{print $4}' <<<"$1"; }
+echo "GETPARAM round trip to the host (medians):"
+echo "  seed design (userspace vdrm, Debian virtio_gpu): ${vdrm#bench getparam-vdrm: }"
+echo "  virtio_intel.ko, HAS_GPU_RESET (uncached):       ${unc#bench getparam-uncached: }"
+awk -v a="$(med "$vdrm")" -v b="$(med "$unc")" 'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+echo "Answers served by the driver:"
+echo "  GETPARAM EU_TOTAL (cached):                      ${cac#bench getparam-cached: }"
+echo "  DRM_IOCTL_VERSION (no-op):                       ${ver#bench getparam-version: }"
+awk -v u="$(med "$unc")" -v c="$(med "$cac")" -v v="$(med "$ver")" 'BEGIN {
+    printf "  uncached / cached: %.1fx; cached / no-op: %.2fx\n", u / c, c / v }'
+echo "Throughput, threads sharing one fd:"
+grep -h '^bench throughput-' "$klog" | tr -d '\r' | sed 's/^bench /  /'
