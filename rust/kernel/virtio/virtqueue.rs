@@ -89,14 +89,21 @@ impl<H: Handler> Virtqueues<H> {
     ///
     /// # Errors
     ///
-    /// Whatever the transport's `find_vqs` returns (for example `ENOENT` when the device has
-    /// fewer queues), or `ENOMEM`.
+    /// `EBUSY` if the device already has virtqueues from this API, whatever the transport's
+    /// `find_vqs` returns (for example `ENOENT` when the device has fewer queues), or
+    /// `ENOMEM`.
     pub fn new(
         dev: &Device<device::Core<'_>>,
         names: &[&'static CStr],
         handler: H,
     ) -> Result<Arc<Self>> {
         let n = u32::try_from(names.len()).map_err(|_| EINVAL)?;
+        // One set of virtqueues per binding: a second would take over `priv` (and the first
+        // set's callbacks) while the first is still alive.
+        // SAFETY: `dev.as_raw()` is valid while the device is being probed.
+        if !unsafe { (*dev.as_raw()).priv_ }.is_null() {
+            return Err(EBUSY);
+        }
         let mut infos = KVec::with_capacity(names.len(), GFP_KERNEL)?;
         for name in names {
             infos.push(
