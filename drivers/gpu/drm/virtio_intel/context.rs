@@ -3,16 +3,34 @@
 //! The host context of one DRM file: its virtio context, its response page and the
 //! synchronous ccmd path.
 //!
-//! Only one ccmd is in flight per context (callers hold the file's context lock), so one
-//! response slot at the start of the response area is enough. A ccmd is sent as a SUBMIT_3D
-//! fenced on ring 0; QEMU answers that command when the host has processed it, so the answer
-//! means "done". A ccmd the host rejected publishes no seqno: the context sees that and
-//! fails the call with `EIO` instead of waiting forever.
+//! Many ccmds can be in flight per context: Mesa shares one file between all its threads.
+//! Each gets its own response slot, allocated in the response area of the shared page
+//! (errata #2-#3), and a seqno and fence id taken under the context's submit lock, so that
+//! their order is the order of the commands on the queue. A ccmd is sent as a SUBMIT_3D
+//! fenced on ring 0 of the context; QEMU answers that command when the host has processed
+//! it, so the answer means "done". The host processes a context's ccmds in order and
+//! publishes each one's seqno; a ccmd it rejected publishes none and leaves its slot's
+//! sentinel, so the call fails with `EIO` instead of waiting forever.
+//!
+//! A caller that gives up (signal, timeout) after its ccmd was queued leaves the slot to
+//! the host: it is reused only once the host answered that command or published a later
+//! seqno.
 
 use core::sync::atomic::Ordering;
 use kernel::{
+    new_condvar,
+    new_mutex,
     prelude::*,
-    sync::Arc,
+    sync::{
+        Arc,
+        CondVar,
+        CondVarTimeoutResult,
+        Mutex, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Jiffies, //
+    },
     virtio::shm::ShmMapping, //
 };
 
@@ -25,6 +43,7 @@ use crate::{
         SHMEM_RSP_MEM_OFFSET,
         SHMEM_SEQNO, //
     },
+    hostmem::RangeAllocator,
     protocol::{
         CtxCreate,
         CtxDestroy,
@@ -40,11 +59,21 @@ use crate::{
         Client,
         Shared, //
     },
-    transport::Wait,
+    transport::{
+        Abandoned,
+        Wait,
+        COMMAND_TIMEOUT_MS, //
+    },
 };
 
 /// Size of the response page.
 const SHMEM_SIZE: usize = 16384;
+/// Size of the response area, after the `struct i915_shmem` header.
+const AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
+/// Alignment of response slots (the host's responses hold 64-bit fields).
+const SLOT_ALIGN: u64 = 8;
+/// How often a caller waiting for a response slot looks at abandoned ones again.
+const ORPHAN_RECHECK_MS: u32 = 5;
 
 /// A host context, from the moment its creation is queued.
 ///
@@ -66,7 +95,64 @@ pub(crate) struct HostContext {
     blob_created: bool,
     mapped: bool,
     shm: Option<ShmMapping>,
+    calls: Pin<KBox<Calls>>,
+}
+
+/// Order of the ccmds of one context on the queue.
+struct Submit {
+    /// Seqno of the last ccmd queued.
     seqno: u32,
+    /// Fence id of the last ccmd queued (per context and ring, as the host retires them).
+    fence: u64,
+}
+
+/// A response slot whose answer the host may still write: freed once `done` or once the
+/// host published `seqno` or a later one.
+struct Orphan {
+    seqno: u32,
+    offset: u64,
+    done: Abandoned,
+}
+
+/// The response slots of the shared page.
+struct Slots {
+    /// Ranges of the response area (offsets from [`RSP_MEM_OFFSET`]).
+    area: RangeAllocator,
+    orphans: KVec<Orphan>,
+}
+
+impl Slots {
+    /// Frees the slots of abandoned ccmds the host is done with.
+    fn reclaim(&mut self, published: u32) {
+        let mut i = 0;
+        while i < self.orphans.len() {
+            let o = &self.orphans[i];
+            if o.done.is_done() || seqno_reached(published, o.seqno) {
+                let off = o.offset;
+                let _ = self.orphans.remove(i);
+                let _ = self.area.free(off);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Whether `published` is `seqno` or later (seqnos wrap).
+fn seqno_reached(published: u32, seqno: u32) -> bool {
+    published.wrapping_sub(seqno) as i32 >= 0
+}
+
+/// The state concurrent ccmds share.
+#[pin_data]
+struct Calls {
+    #[pin]
+    submit: Mutex<Submit>,
+    #[pin]
+    slots: Mutex<Slots>,
+    /// Signalled when a slot is freed.
+    #[pin]
+    freed: CondVar,
 }
 
 impl HostContext {
@@ -85,6 +171,17 @@ impl HostContext {
         let ctx_id = shared.new_ctx_id();
         let shmem_res = shared.new_res_id();
         shared.stats.add_client(ctx_id, client)?;
+        let calls = KBox::pin_init(
+            try_pin_init!(Calls {
+                submit <- new_mutex!(Submit { seqno: 0, fence: 0 }),
+                slots <- new_mutex!(Slots {
+                    area: RangeAllocator::new(AREA_LEN as u64, SLOT_ALIGN),
+                    orphans: KVec::new(),
+                }),
+                freed <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )?;
         let mut this = Self {
             shared: shared.clone(),
             ctx_id,
@@ -93,7 +190,7 @@ impl HostContext {
             blob_created: false,
             mapped: false,
             shm: None,
-            seqno: 0,
+            calls,
         };
         shared.stats.contexts.fetch_add(1, Ordering::Relaxed);
         shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
@@ -132,73 +229,161 @@ impl HostContext {
             this.shm = Some(shm);
             return Err(EIO);
         }
-        this.seqno = shm.read_u32(SHMEM_SEQNO)?;
+        this.calls.submit.lock().seqno = shm.read_u32(SHMEM_SEQNO)?;
         this.shm = Some(shm);
         Ok(this)
     }
 
-    /// Bytes available for one response.
-    fn area_len(&self) -> usize {
-        SHMEM_SIZE - RSP_MEM_OFFSET as usize
-    }
-
     /// Largest payload a QUERY item can return through the response page.
     pub(crate) fn max_query_len(&self) -> usize {
-        self.area_len() - 16
+        AREA_LEN - 16
     }
 
-    /// Sends `c` and returns the host's decoded answer.
+    /// Sends `c` and returns the host's decoded answer. Callable from many threads at once.
     ///
     /// # Errors
     ///
     /// `EINVAL` if the response cannot fit, `EIO` when the host rejected the ccmd or its
-    /// answer fails validation, or the transport's errors (`ETIMEDOUT`, `ERESTARTSYS`,
-    /// `ENODEV` after unbind).
-    pub(crate) fn call<C: Ccmd>(&mut self, c: &C) -> Result<C::Response> {
+    /// answer fails validation, `ETIMEDOUT` when no slot or answer came in time,
+    /// `ERESTARTSYS` on a signal, `ENODEV` after unbind.
+    pub(crate) fn call<C: Ccmd>(&self, c: &C) -> Result<C::Response> {
         let shm = self.shm.as_ref().ok_or(EIO)?;
         let size = c.response_size();
-        if size > self.area_len() {
+        if size > AREA_LEN {
             return Err(EINVAL);
         }
-        let slot = RSP_MEM_OFFSET as usize;
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let area_off = self.take_slot(shm, size, &mut left)?;
+        let slot = RSP_MEM_OFFSET as usize + area_off as usize;
+        let r = self.call_in_slot(shm, c, slot, size, &mut left);
+        match r {
+            Ok(r) => {
+                self.free_slot(area_off);
+                c.decode(&r)
+            }
+            Err(Abandon::NotQueued(e)) => {
+                self.free_slot(area_off);
+                Err(e)
+            }
+            Err(Abandon::Queued(e, seqno, done)) => {
+                // The host may still write the slot: keep it until it is done with it.
+                let mut g = self.calls.slots.lock();
+                let orphan = Orphan {
+                    seqno,
+                    offset: area_off,
+                    done,
+                };
+                if g.orphans.push(orphan, GFP_KERNEL).is_err() {
+                    // Without memory to remember it, never reuse it.
+                    pr_debug!("virtio_intel: ctx {}: response slot leaked\n", self.ctx_id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Allocates a response slot of `size` bytes; waits (bounded by `left`) while the area
+    /// is full.
+    fn take_slot(&self, shm: &ShmMapping, size: usize, left: &mut Jiffies) -> Result<u64> {
+        let mut g = self.calls.slots.lock();
+        loop {
+            let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
+            g.reclaim(published);
+            match g.area.alloc(size as u64) {
+                Ok((off, _)) => return Ok(off),
+                Err(e) if e == ENOSPC => {}
+                Err(e) => return Err(e),
+            }
+            // Orphans are freed by looking at the host's progress: look again at least
+            // every few milliseconds while waiting for a caller to free its slot.
+            let slice = (*left).min(msecs_to_jiffies(ORPHAN_RECHECK_MS)).max(1);
+            match self.calls.freed.wait_interruptible_timeout(&mut g, slice) {
+                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Woken { .. } => {}
+            }
+            *left = left.saturating_sub(slice);
+            if *left == 0 {
+                return Err(ETIMEDOUT);
+            }
+        }
+    }
+
+    fn free_slot(&self, area_off: u64) {
+        let _ = self.calls.slots.lock().area.free(area_off);
+        self.calls.freed.notify_all();
+    }
+
+    /// Queues `c` with its answer in `slot` and waits; returns the slot's bytes.
+    fn call_in_slot<C: Ccmd>(
+        &self,
+        shm: &ShmMapping,
+        c: &C,
+        slot: usize,
+        size: usize,
+        left: &mut Jiffies,
+    ) -> core::result::Result<KVec<u8>, Abandon> {
         // Pre-fill the head of the slot: its capacity and a `ret` the host never writes.
         let mut head = [0u8; 12];
         head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
         head[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
-        shm.write(slot, &head)?;
+        shm.write(slot, &head).map_err(Abandon::NotQueued)?;
+        let rsp_off = u32::try_from(slot - RSP_MEM_OFFSET as usize)
+            .map_err(|_| Abandon::NotQueued(EINVAL))?;
 
-        let seqno = self.seqno.wrapping_add(1);
-        let bytes = ccmd::encode(c, seqno, 0)?;
-        let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
-        let fence = self.shared.new_fence_id();
-        self.seqno = seqno;
-        self.shared.with_queue(|q| {
-            q.call_with_data(
-                &Submit3d::fenced(self.ctx_id, len, fence, 0),
-                &bytes,
-                Wait::Interruptible,
-            )
-        })?;
+        let seqno = self
+            .shared
+            .with_queue(|q| {
+                let (pending, seqno) = {
+                    let mut s = self.calls.submit.lock();
+                    let seqno = s.seqno.wrapping_add(1);
+                    let fence = s.fence + 1;
+                    let bytes = ccmd::encode(c, seqno, rsp_off)?;
+                    let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
+                    let submit = Submit3d::fenced(self.ctx_id, len, fence, 0);
+                    let pending = q.send(&submit, &bytes, Wait::Interruptible, left)?;
+                    s.seqno = seqno;
+                    s.fence = fence;
+                    (pending, seqno)
+                };
+                let done = pending.abandoned();
+                Ok(pending
+                    .wait(Wait::Interruptible)
+                    .map(|_| seqno)
+                    .map_err(|e| (e, seqno, done)))
+            })
+            .map_err(Abandon::NotQueued)?
+            .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, done))?;
 
-        let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
-        if published != seqno {
+        let published = shm
+            .load_acquire_u32(SHMEM_SEQNO)
+            .map_err(Abandon::NotQueued)?;
+        if !seqno_reached(published, seqno) {
             pr_debug!(
                 "virtio_intel: ctx {}: ccmd seqno {} not published (host has {})\n",
                 self.ctx_id,
                 seqno,
                 published
             );
-            return Err(EIO);
+            return Err(Abandon::NotQueued(EIO));
         }
-        let written = shm.read_u32(slot)? as usize;
+        let written = shm.read_u32(slot).map_err(Abandon::NotQueued)? as usize;
         if written > size {
-            return Err(EIO);
+            return Err(Abandon::NotQueued(EIO));
         }
         let mut rsp = KVec::new();
-        rsp.resize(written, 0, GFP_KERNEL)?;
-        shm.read(slot, &mut rsp)?;
-        c.decode(&rsp)
+        rsp.resize(written, 0, GFP_KERNEL)
+            .map_err(|_| Abandon::NotQueued(ENOMEM))?;
+        shm.read(slot, &mut rsp).map_err(Abandon::NotQueued)?;
+        Ok(rsp)
     }
+}
+
+/// Why a ccmd failed, and whether the host may still write its slot.
+enum Abandon {
+    /// The host is done with the slot, or never got the ccmd.
+    NotQueued(Error),
+    /// The ccmd was queued but its answer was not collected.
+    Queued(Error, u32, Abandoned),
 }
 
 /// Whether a teardown command's outcome means the host no longer holds the object: it
@@ -259,5 +444,36 @@ impl Drop for HostContext {
             }
         }
         stats.remove_client(ctx);
+    }
+}
+
+#[kunit_tests(virtio_intel_context)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqnos_wrap() {
+        assert!(seqno_reached(5, 5));
+        assert!(seqno_reached(6, 5));
+        assert!(!seqno_reached(4, 5));
+        assert!(seqno_reached(1, u32::MAX));
+        assert!(!seqno_reached(u32::MAX, 1));
+    }
+
+    #[test]
+    fn response_area_holds_concurrent_slots() -> Result {
+        let mut a = RangeAllocator::new(AREA_LEN as u64, SLOT_ALIGN);
+        // Sixteen GETPARAM answers side by side, then one maximal QUERY only once all are
+        // gone.
+        let mut offs = KVec::new();
+        for _ in 0..16 {
+            offs.push(a.alloc(16)?.0, GFP_KERNEL)?;
+        }
+        assert_eq!(a.alloc(AREA_LEN as u64), Err(ENOSPC));
+        for o in offs.iter() {
+            assert_eq!(a.free(*o), Some(16));
+        }
+        assert_eq!(a.alloc(AREA_LEN as u64)?, (0, AREA_LEN as u64));
+        Ok(())
     }
 }

@@ -26,9 +26,9 @@ use crate::{
 #[pin_data]
 pub(crate) struct File {
     shared: Arc<Shared>,
-    /// The host context, created on first use.
+    /// The host context, created on first use; calls run on it concurrently.
     #[pin]
-    ctx: Mutex<Option<HostContext>>,
+    ctx: Mutex<Option<Arc<HostContext>>>,
 }
 
 impl drm::file::DriverFile for File {
@@ -50,21 +50,25 @@ impl File {
     }
 
     /// Runs `f` with this file's host context, creating it on first use.
-    pub(crate) fn with_ctx<R>(&self, f: impl FnOnce(&mut HostContext) -> Result<R>) -> Result<R> {
-        let mut g = self.ctx.lock();
-        if g.is_none() {
-            // Named after the process, as Mesa names its contexts.
-            let client = Client::current();
-            *g = Some(HostContext::new(
-                &self.shared,
-                client.comm.as_bytes(),
-                client,
-            )?);
-        }
-        match &mut *g {
-            Some(c) => f(c),
-            None => Err(EIO),
-        }
+    /// The lock covers only finding or creating the context, not the calls.
+    pub(crate) fn with_ctx<R>(&self, f: impl FnOnce(&HostContext) -> Result<R>) -> Result<R> {
+        let ctx = {
+            let mut g = self.ctx.lock();
+            match &*g {
+                Some(c) => c.clone(),
+                None => {
+                    // Named after the process, as Mesa names its contexts.
+                    let client = Client::current();
+                    let c = Arc::new(
+                        HostContext::new(&self.shared, client.comm.as_bytes(), client)?,
+                        GFP_KERNEL,
+                    )?;
+                    *g = Some(c.clone());
+                    c
+                }
+            }
+        };
+        f(&ctx)
     }
 }
 

@@ -10,7 +10,6 @@
 use core::sync::atomic::{
     AtomicI64,
     AtomicU32,
-    AtomicU64,
     Ordering, //
 };
 use kernel::{
@@ -150,7 +149,6 @@ pub(crate) struct Shared {
     alloc: Mutex<RangeAllocator>,
     next_ctx: AtomicU32,
     next_res: AtomicU32,
-    next_fence: AtomicU64,
 }
 
 impl Shared {
@@ -173,7 +171,6 @@ impl Shared {
                 alloc <- new_mutex!(RangeAllocator::new(hostmem.len(), blob_alignment)),
                 next_ctx: AtomicU32::new(1),
                 next_res: AtomicU32::new(1),
-                next_fence: AtomicU64::new(1),
             }),
             GFP_KERNEL,
         )
@@ -215,11 +212,6 @@ impl Shared {
     /// A fresh resource id.
     pub(crate) fn new_res_id(&self) -> u32 {
         self.next_res.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// A fresh fence id (monotonic over the device, as the host requires per ring).
-    pub(crate) fn new_fence_id(&self) -> u64 {
-        self.next_fence.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Allocates `len` bytes of the host-visible window.

@@ -7,6 +7,7 @@
 //! who waits with a bound and can be interrupted. A caller that gave up leaves the waiter
 //! to be freed with the response: no memory the device writes is ever freed early.
 
+use core::marker::PhantomData;
 use kernel::{
     new_condvar,
     new_spinlock_irq,
@@ -43,7 +44,7 @@ use crate::protocol::{
 const CONTROL_QUEUE: usize = 0;
 
 /// How long a synchronous command may take before the caller gives up.
-const COMMAND_TIMEOUT_MS: u32 = 5000;
+pub(crate) const COMMAND_TIMEOUT_MS: u32 = 5000;
 
 /// How a caller waits for the host's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,10 +80,10 @@ impl Waiter {
     ///
     /// # Errors
     ///
-    /// `ETIMEDOUT` after [`COMMAND_TIMEOUT_MS`], `ERESTARTSYS` on a signal (only with
+    /// `ETIMEDOUT` after `timeout` jiffies, `ERESTARTSYS` on a signal (only with
     /// [`Wait::Interruptible`]).
-    fn wait(&self, how: Wait) -> Result<(KVec<u8>, u32)> {
-        let timeout = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+    fn wait(&self, how: Wait, timeout: Jiffies) -> Result<(KVec<u8>, u32)> {
+        let timeout = timeout.max(1);
         match how {
             Wait::Interruptible => self
                 .completion
@@ -214,6 +215,26 @@ impl ControlQueue {
         data: &[u8],
         how: Wait,
     ) -> Result<C::Response> {
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        self.send(cmd, data, how, &mut left)?.wait(how)
+    }
+
+    /// Queues `cmd` followed by `data`; the answer is collected with [`Pending::wait`].
+    ///
+    /// The caller decides the order of commands on the queue: two `send`s from one thread
+    /// reach the device in that order. A full queue waits for room for at most `left`
+    /// jiffies (updated).
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT`/`ERESTARTSYS` while waiting for room, `ENOMEM`, or the virtqueue's errors.
+    pub(crate) fn send<C: Command>(
+        &self,
+        cmd: &C,
+        data: &[u8],
+        how: Wait,
+        left: &mut Jiffies,
+    ) -> Result<Pending<C>> {
         let mut payload = KVec::with_capacity(data.len(), GFP_KERNEL)?;
         payload.extend_from_slice(data, GFP_KERNEL)?;
         let size = core::mem::size_of::<C::Response>();
@@ -222,7 +243,7 @@ impl ControlQueue {
         let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
         resp.resize(size, 0, GFP_KERNEL)?;
         let waiter = Waiter::new()?;
-        let req = KBox::new(
+        let mut req = KBox::new(
             CtrlRequest {
                 cmd: bytes,
                 data: payload,
@@ -231,21 +252,58 @@ impl ControlQueue {
             },
             GFP_KERNEL,
         )?;
-        // A full queue waits (bounded, as the answer) for the device to return a request.
-        let mut req = req;
-        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        // A full queue waits (bounded) for the device to return a request.
         loop {
             let seen = *self.space.returned.lock();
             match self.vqs.submit(CONTROL_QUEUE, req) {
                 Ok(()) => break,
                 Err((e, back)) if e == ENOSPC => {
                     req = back;
-                    self.space.wait_after(seen, how, &mut left)?;
+                    self.space.wait_after(seen, how, left)?;
                 }
                 Err((e, _)) => return Err(e),
             }
         }
-        let (resp, written) = waiter.wait(how)?;
+        Ok(Pending {
+            waiter,
+            left: *left,
+            _cmd: PhantomData,
+        })
+    }
+}
+
+/// A queued command whose answer has not been collected. Dropping it abandons the answer;
+/// the request's memory stays with the queue until the device returns it.
+pub(crate) struct Pending<C: Command> {
+    waiter: Arc<Waiter>,
+    left: Jiffies,
+    _cmd: PhantomData<C>,
+}
+
+/// The answer of an abandoned command: tells whether the device has returned it.
+pub(crate) struct Abandoned(Arc<Waiter>);
+
+impl Abandoned {
+    /// Whether the device answered (so the host is done with the command).
+    pub(crate) fn is_done(&self) -> bool {
+        self.0.done.lock().is_some()
+    }
+}
+
+impl<C: Command> Pending<C> {
+    /// A handle that outlives this `Pending` and tells when the device answered.
+    pub(crate) fn abandoned(&self) -> Abandoned {
+        Abandoned(self.waiter.clone())
+    }
+
+    /// Waits for the answer, for what is left of the command's bound.
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT`/`ERESTARTSYS` from the wait, `EIO` when the host answered with an error
+    /// or with a short or unexpected response.
+    pub(crate) fn wait(self, how: Wait) -> Result<C::Response> {
+        let (resp, _written) = self.waiter.wait(how, self.left)?;
         let (hdr, _) = CtrlHdr::read_from_prefix(&resp).map_err(|_| EIO)?;
         if hdr.type_() != C::OK {
             if hdr.type_() >= RESP_ERR_UNSPEC {
@@ -254,7 +312,6 @@ impl ControlQueue {
             return Err(EIO);
         }
         // The host may answer with a shorter struct; what it did not write reads as zero.
-        let _ = written;
         C::Response::read_from_bytes(&resp).map_err(|_| EIO)
     }
 }
