@@ -1,28 +1,50 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Allocation of ranges of the host-visible window (virtio shm region 1).
+//! Allocation of aligned ranges: of the host-visible window (virtio shm region 1), and of
+//! the response area of a context's shared page.
+//!
+//! A [`RangeAllocator`] is a [`MapleTreeAlloc`] whose entries hold their own length. Every
+//! length is rounded up to the alignment and the space starts at 0, so every gap, and so
+//! every range the tree hands out, starts at a multiple of the alignment.
 
-use kernel::prelude::*;
+use kernel::{
+    maple_tree::{
+        AllocErrorKind,
+        MapleTreeAlloc, //
+    },
+    prelude::*,
+};
 
-/// First-fit allocator of aligned ranges in `[0, size)`.
+/// Where a range starts and how long it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Extent {
+    start: u64,
+    len: u64,
+}
+
+/// First-fit allocator of `align`-aligned ranges in `[0, size)`.
 ///
 /// # Invariants
 ///
-/// `used` is sorted by start and its ranges do not overlap and lie inside `[0, size)`.
+/// `align` is a power of two; every entry of `tree` covers exactly the [`Extent`] it holds,
+/// which starts at a multiple of `align` and has a non-zero length that is one too.
+#[pin_data]
 pub(crate) struct RangeAllocator {
+    #[pin]
+    tree: MapleTreeAlloc<KBox<Extent>>,
     size: u64,
     align: u64,
-    used: KVec<(u64, u64)>,
 }
 
 impl RangeAllocator {
     /// An allocator over `size` bytes whose ranges are aligned to `align` (a power of two).
-    pub(crate) fn new(size: u64, align: u64) -> Self {
-        Self {
+    pub(crate) fn new(size: u64, align: u64) -> impl PinInit<Self> {
+        let align = align.max(1);
+        pin_init!(Self {
+            tree <- MapleTreeAlloc::new(),
             size,
-            align: align.max(1),
-            used: KVec::new(),
-        }
+            align: if align.is_power_of_two() { align } else { align.next_power_of_two() },
+        })
     }
 
     /// Allocates `len` bytes (rounded up to the alignment); returns the offset and the
@@ -30,36 +52,44 @@ impl RangeAllocator {
     ///
     /// # Errors
     ///
-    /// `EINVAL` for an empty or overflowing request, `ENOSPC` when no hole fits.
-    pub(crate) fn alloc(&mut self, len: u64) -> Result<(u64, u64)> {
+    /// `EINVAL` for an empty or overflowing request, `ENOSPC` when no hole fits, `ENOMEM`.
+    pub(crate) fn alloc(&self, len: u64) -> Result<(u64, u64)> {
         if len == 0 {
             return Err(EINVAL);
         }
         let len = len.checked_add(self.align - 1).ok_or(EINVAL)? & !(self.align - 1);
-        let mut cursor = 0u64;
-        let mut at = self.used.len();
-        for (i, &(start, l)) in self.used.iter().enumerate() {
-            if cursor.checked_add(len).is_some_and(|end| end <= start) {
-                at = i;
-                break;
-            }
-            cursor = start + l;
-        }
-        if cursor.checked_add(len).is_none_or(|end| end > self.size) {
+        if len > self.size {
             return Err(ENOSPC);
         }
-        self.used.reserve(1, GFP_KERNEL)?;
-        self.used
-            .insert_within_capacity(at, (cursor, len))
-            .map_err(|_| ENOMEM)?;
-        Ok((cursor, len))
+        let size = usize::try_from(self.size).map_err(|_| EINVAL)?;
+        let l = usize::try_from(len).map_err(|_| EINVAL)?;
+        // The start is known only once the tree placed the range: record it right after.
+        let extent = KBox::new(Extent { start: 0, len }, GFP_KERNEL)?;
+        let off = self
+            .tree
+            .alloc_range(l, extent, 0..size, GFP_KERNEL)
+            .map_err(|e| match e.cause {
+                AllocErrorKind::Busy => ENOSPC,
+                cause => Error::from(cause),
+            })?;
+        let mut guard = self.tree.lock();
+        if let Some(e) = guard.load(off) {
+            e.start = off as u64;
+        }
+        Ok((off as u64, len))
     }
 
-    /// Frees the range starting at `offset` and returns its length; unknown offsets are
-    /// ignored.
-    pub(crate) fn free(&mut self, offset: u64) -> Option<u64> {
-        let i = self.used.iter().position(|&(s, _)| s == offset)?;
-        self.used.remove(i).ok().map(|(_, l)| l)
+    /// Frees the range starting at `offset` and returns its length; an offset that is not
+    /// the start of a range is ignored.
+    pub(crate) fn free(&self, offset: u64) -> Option<u64> {
+        let index = usize::try_from(offset).ok()?;
+        let mut guard = self.tree.lock();
+        let extent = *guard.load(index)?;
+        if extent.start != offset {
+            return None;
+        }
+        drop(guard);
+        self.tree.erase(index).map(|e| e.len)
     }
 }
 
@@ -69,7 +99,7 @@ mod tests {
 
     #[test]
     fn first_fit_with_alignment() -> Result {
-        let mut a = RangeAllocator::new(0x10000, 0x1000);
+        let a = KBox::pin_init(RangeAllocator::new(0x10000, 0x1000), GFP_KERNEL)?;
         assert_eq!(a.alloc(1)?, (0, 0x1000));
         assert_eq!(a.alloc(0x1001)?, (0x1000, 0x2000));
         assert_eq!(a.alloc(0x1000)?.0, 0x3000);
@@ -80,6 +110,17 @@ mod tests {
         assert_eq!(a.alloc(0x10000), Err(ENOSPC));
         assert_eq!(a.alloc(0), Err(EINVAL));
         assert_eq!(a.alloc(u64::MAX), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn frees_only_at_a_range_start() -> Result {
+        let a = KBox::pin_init(RangeAllocator::new(0x4000, 0x1000), GFP_KERNEL)?;
+        assert_eq!(a.alloc(0x2000)?, (0, 0x2000));
+        assert_eq!(a.free(0x1000), None);
+        assert_eq!(a.alloc(0x3000), Err(ENOSPC));
+        assert_eq!(a.free(0), Some(0x2000));
+        assert_eq!(a.alloc(0x3000)?, (0, 0x3000));
         Ok(())
     }
 }

@@ -146,7 +146,7 @@ pub(crate) struct Shared {
     #[pin]
     idle: CondVar,
     #[pin]
-    alloc: Mutex<RangeAllocator>,
+    window: RangeAllocator,
     next_ctx: AtomicU32,
     next_res: AtomicU32,
 }
@@ -168,7 +168,7 @@ impl Shared {
                 stats,
                 gate <- new_mutex!(Gate { queue: Some(queue), users: 0 }),
                 idle <- new_condvar!(),
-                alloc <- new_mutex!(RangeAllocator::new(hostmem.len(), blob_alignment)),
+                window <- RangeAllocator::new(hostmem.len(), blob_alignment),
                 next_ctx: AtomicU32::new(1),
                 next_res: AtomicU32::new(1),
             }),
@@ -216,7 +216,7 @@ impl Shared {
 
     /// Allocates `len` bytes of the host-visible window.
     pub(crate) fn alloc_hostmem(&self, len: u64) -> Result<u64> {
-        let (off, len) = self.alloc.lock().alloc(len)?;
+        let (off, len) = self.window.alloc(len)?;
         self.stats
             .window_bytes
             .fetch_add(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
@@ -225,7 +225,7 @@ impl Shared {
 
     /// Frees a range of the host-visible window.
     pub(crate) fn free_hostmem(&self, offset: u64) {
-        if let Some(len) = self.alloc.lock().free(offset) {
+        if let Some(len) = self.window.free(offset) {
             self.stats
                 .window_bytes
                 .fetch_sub(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
