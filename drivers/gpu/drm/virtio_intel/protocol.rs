@@ -443,6 +443,16 @@ pub(crate) struct Submit3d {
 }
 
 impl Submit3d {
+    /// A submit of `size` bytes in context `ctx` without a fence: QEMU answers it once the
+    /// host has processed it (ccmds run synchronously in that processing).
+    pub(crate) fn unfenced(ctx: u32, size: u32) -> Self {
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_SUBMIT_3D, ctx),
+            size: size.to_le(),
+            padding: 0,
+        }
+    }
+
     /// A submit of `size` bytes in context `ctx`, fenced on `ring` with `fence_id`.
     pub(crate) fn fenced(ctx: u32, size: u32, fence_id: u64, ring: u8) -> Self {
         Self {
