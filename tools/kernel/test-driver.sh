@@ -50,8 +50,10 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 fi
 exit $rc'
 rc=0
+# The KUnit output at boot is larger than the default log buffer: keep all of it.
 VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" --kernel "$O/arch/x86/boot/bzImage" --modprobe "" \
     --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag" --timeout 600 \
+    --append log_buf_len=4M \
     --cmd "$guest_cmd" 2>&1 | tee "$out/guest.log" || rc=$?
 
 # Host faults: a rejected ccmd and a dropped response must each fail one call with
@@ -78,7 +80,7 @@ outlog=$REPO_ROOT/build/vm/$tag/output.log
 ks_pass=$(grep -E '^ok [0-9]+ ' "$outlog" 2>/dev/null | grep -vc '# SKIP'); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
 ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
-for suite in rust_virtio rust_capability rust_completion_waits virtio_intel_protocol virtio_intel_ccmd \
+for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence virtio_intel_protocol virtio_intel_ccmd \
     virtio_intel_hostmem virtio_intel_getparam virtio_intel_query virtio_intel_file virtio_intel_context; do
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
