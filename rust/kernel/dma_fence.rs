@@ -12,7 +12,8 @@
 //!
 //! The fence operations and the timeline names live in this crate (built into the kernel),
 //! and a fence's memory is freed after an RCU grace period, so a fence may outlive the
-//! module that created it, as the DMA fence rules require.
+//! module that created it, as the DMA fence rules require. Callbacks added with
+//! [`Fence::on_signal`] are module code, hence that function's safety requirement.
 
 use crate::{
     bindings,
@@ -84,10 +85,10 @@ impl FenceContext {
         )?;
         let obj = KBox::into_raw(obj);
         // SAFETY: `obj` is a valid, exclusively owned allocation; its `base` is a
-        // `struct dma_fence` that `dma_fence_init` initialises (a NULL lock selects the
-        // fence's inline lock). `OPS` is a static table.
+        // `struct dma_fence` that `dma_fence_init64` initialises (64-bit seqno comparisons; a
+        // NULL lock selects the fence's inline lock). `OPS` is a static table.
         unsafe {
-            bindings::dma_fence_init(
+            bindings::dma_fence_init64(
                 Opaque::cast_into(ptr::addr_of!((*obj).base)),
                 &OPS,
                 ptr::null_mut(),
@@ -284,12 +285,19 @@ impl Fence {
     /// Runs `f` once the fence signals, with its error (`dma_fence_add_callback()`).
     ///
     /// `f` runs in the context that signals, possibly in an interrupt and with the fence's
-    /// lock held: it must not sleep or touch this fence.
+    /// lock held: it must not sleep or touch this fence. A registered callback cannot be
+    /// cancelled.
+    ///
+    /// # Safety
+    ///
+    /// The code of `F` (and of this function's instance for `F`) must still be loaded when the
+    /// fence signals: either it is built into the kernel, or the calling module makes sure
+    /// the fence has signalled before it can be unloaded.
     ///
     /// # Errors
     ///
     /// `ENOENT` if the fence has already signalled (`f` is then dropped unrun), `ENOMEM`.
-    pub fn on_signal<F: FnOnce(Result) + Send + 'static>(&self, f: F) -> Result {
+    pub unsafe fn on_signal<F: FnOnce(Result) + Send + 'static>(&self, f: F) -> Result {
         let cb = KBox::new(
             Callback {
                 cb: Opaque::uninit(),
@@ -393,8 +401,8 @@ impl Drop for SignalFence {
     }
 }
 
-// `dma_fence.rcu` must share its memory with the callback list that `release` no longer
-// needs: the layout `free_rcu` relies on.
+// `FenceObject` is `repr(C)` with the fence first, so a pointer to either is a pointer to the
+// object, as `free_rcu` and `object_of` assume through `container_of!`.
 crate::static_assert!(offset_of!(FenceObject, base) == 0);
 
 #[kunit_tests(rust_dma_fence)]
@@ -414,16 +422,20 @@ mod tests {
         assert_eq!(f.wait_timeout(false, 1), Err(ETIMEDOUT));
         let seen = Arc::new(AtomicI32::new(1), GFP_KERNEL)?;
         let s = seen.clone();
-        f.on_signal(move |r| {
-            s.store(r.err().map_or(0, |e| e.to_errno()), Ordering::Relaxed);
-        })?;
+        // SAFETY: This test is built into the kernel.
+        unsafe {
+            f.on_signal(move |r| {
+                s.store(r.err().map_or(0, |e| e.to_errno()), Ordering::Relaxed);
+            })
+        }?;
         sf.signal(Err(EIO));
         assert!(f.is_signaled());
         assert_eq!(f.error(), Some(EIO));
         assert_eq!(seen.load(Ordering::Relaxed), EIO.to_errno());
         assert!(f.wait_timeout(true, 1)? >= 1);
         // Too late for a callback.
-        assert_eq!(f.on_signal(|_| {}), Err(ENOENT));
+        // SAFETY: This test is built into the kernel.
+        assert_eq!(unsafe { f.on_signal(|_| {}) }, Err(ENOENT));
         Ok(())
     }
 
