@@ -114,7 +114,33 @@ struct Submit {
 struct Orphan {
     seqno: u32,
     offset: u64,
-    done: Abandoned,
+    /// Tells when the device answered; `None` when only a published seqno frees the slot.
+    done: Option<Abandoned>,
+}
+
+/// The slots the host may still write, and the order in which callers get new slots.
+///
+/// Callers take tickets and are served in ticket order, so a large request waiting for room
+/// is not starved by small ones arriving after it.
+struct SlotQueue {
+    orphans: KVec<Orphan>,
+    /// The next ticket to hand out.
+    next: u64,
+    /// The ticket that may allocate now.
+    serving: u64,
+    /// Tickets whose callers gave up before their turn (skipped when it comes).
+    cancelled: KVec<u64>,
+}
+
+impl SlotQueue {
+    /// Lets the next caller in line allocate.
+    fn advance(&mut self) {
+        self.serving += 1;
+        while let Some(i) = self.cancelled.iter().position(|&t| t == self.serving) {
+            let _ = self.cancelled.remove(i);
+            self.serving += 1;
+        }
+    }
 }
 
 /// Frees the slots of abandoned ccmds the host is done with.
@@ -122,7 +148,8 @@ fn reclaim(area: &RangeAllocator, orphans: &mut KVec<Orphan>, published: u32) {
     let mut i = 0;
     while i < orphans.len() {
         let o = &orphans[i];
-        if o.done.is_done() || seqno_reached(published, o.seqno) {
+        let answered = o.done.as_ref().is_some_and(|d| d.is_done());
+        if answered || seqno_reached(published, o.seqno) {
             let off = o.offset;
             let _ = orphans.remove(i);
             let _ = area.free(off);
@@ -145,10 +172,10 @@ struct Calls {
     /// Response slots: ranges of the response area (offsets from [`RSP_MEM_OFFSET`]).
     #[pin]
     area: RangeAllocator,
-    /// Slots whose answer the host may still write. Its lock also orders freeing a slot
-    /// against a caller that found the area full and is about to wait.
+    /// Slots whose answer the host may still write, and the callers' order. Its lock also
+    /// orders freeing a slot against a caller that found the area full and is about to wait.
     #[pin]
-    orphans: Mutex<KVec<Orphan>>,
+    slots: Mutex<SlotQueue>,
     /// Signalled when a slot is freed.
     #[pin]
     freed: CondVar,
@@ -169,16 +196,22 @@ impl HostContext {
     pub(crate) fn new(shared: &Arc<Shared>, name: &[u8], client: Client) -> Result<Self> {
         let ctx_id = shared.new_ctx_id();
         let shmem_res = shared.new_res_id();
-        shared.stats.add_client(ctx_id, client)?;
         let calls = KBox::pin_init(
             try_pin_init!(Calls {
                 submit <- new_mutex!(Submit { seqno: 0, fence: 0 }),
                 area <- RangeAllocator::new(AREA_LEN as u64, SLOT_ALIGN),
-                orphans <- new_mutex!(KVec::new()),
+                slots <- new_mutex!(SlotQueue {
+                    orphans: KVec::new(),
+                    next: 0,
+                    serving: 0,
+                    cancelled: KVec::new(),
+                }),
                 freed <- new_condvar!(),
             }),
             GFP_KERNEL,
         )?;
+        // From here on `Drop` (which forgets the client) undoes what was done.
+        shared.stats.add_client(ctx_id, client)?;
         let mut this = Self {
             shared: shared.clone(),
             ctx_id,
@@ -264,13 +297,13 @@ impl HostContext {
             }
             Err(Abandon::Queued(e, seqno, done)) => {
                 // The host may still write the slot: keep it until it is done with it.
-                let mut g = self.calls.orphans.lock();
+                let mut g = self.calls.slots.lock();
                 let orphan = Orphan {
                     seqno,
                     offset: area_off,
                     done,
                 };
-                if g.push(orphan, GFP_KERNEL).is_err() {
+                if g.orphans.push(orphan, GFP_KERNEL).is_err() {
                     // Without memory to remember it, never reuse it.
                     pr_debug!("virtio_intel: ctx {}: response slot leaked\n", self.ctx_id);
                 }
@@ -282,31 +315,55 @@ impl HostContext {
     /// Allocates a response slot of `size` bytes; waits (bounded by `left`) while the area
     /// is full.
     fn take_slot(&self, shm: &ShmMapping, size: usize, left: &mut Jiffies) -> Result<u64> {
-        let mut g = self.calls.orphans.lock();
+        let mut g = self.calls.slots.lock();
+        // Room for every caller in line to record a give-up, so leaving it cannot fail.
+        let in_line = usize::try_from(g.next - g.serving).map_err(|_| ENOMEM)?;
+        g.cancelled.reserve(in_line + 1, GFP_KERNEL)?;
+        let me = g.next;
+        g.next += 1;
         loop {
-            let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
-            reclaim(&self.calls.area, &mut g, published);
-            match self.calls.area.alloc(size as u64) {
-                Ok((off, _)) => return Ok(off),
-                Err(e) if e == ENOSPC => {}
-                Err(e) => return Err(e),
+            if g.serving == me {
+                let published = shm.load_acquire_u32(SHMEM_SEQNO)?;
+                reclaim(&self.calls.area, &mut g.orphans, published);
+                match self.calls.area.alloc(size as u64) {
+                    Err(e) if e == ENOSPC => {}
+                    r => {
+                        g.advance();
+                        self.calls.freed.notify_all();
+                        return r.map(|(off, _)| off);
+                    }
+                }
             }
             // Orphans are freed by looking at the host's progress: look again at least
             // every few milliseconds while waiting for a caller to free its slot.
             let slice = (*left).min(msecs_to_jiffies(ORPHAN_RECHECK_MS)).max(1);
-            match self.calls.freed.wait_interruptible_timeout(&mut g, slice) {
-                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
-                CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Woken { .. } => {}
-            }
-            *left = left.saturating_sub(slice);
-            if *left == 0 {
-                return Err(ETIMEDOUT);
+            let err = match self.calls.freed.wait_interruptible_timeout(&mut g, slice) {
+                CondVarTimeoutResult::Signal { .. } => Some(ERESTARTSYS),
+                CondVarTimeoutResult::Timeout => {
+                    *left = left.saturating_sub(slice);
+                    None
+                }
+                CondVarTimeoutResult::Woken { jiffies } => {
+                    *left = left.saturating_sub(slice.saturating_sub(jiffies));
+                    None
+                }
+            };
+            let err = err.or((*left == 0).then_some(ETIMEDOUT));
+            if let Some(e) = err {
+                if g.serving == me {
+                    g.advance();
+                } else {
+                    // Reserved above: this does not allocate.
+                    let _ = g.cancelled.push(me, GFP_NOWAIT);
+                }
+                self.calls.freed.notify_all();
+                return Err(e);
             }
         }
     }
 
     fn free_slot(&self, area_off: u64) {
-        let _g = self.calls.orphans.lock();
+        let _g = self.calls.slots.lock();
         let _ = self.calls.area.free(area_off);
         self.calls.freed.notify_all();
     }
@@ -354,7 +411,7 @@ impl HostContext {
                     .map_err(|e| (e, seqno, done)))
             })
             .map_err(Abandon::NotQueued)?
-            .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, done))?;
+            .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, Some(done)))?;
 
         let published = shm
             .load_acquire_u32(SHMEM_SEQNO)
@@ -366,7 +423,9 @@ impl HostContext {
                 seqno,
                 published
             );
-            return Err(Abandon::NotQueued(EIO));
+            // A host that answers before it processed the ccmd could still write the slot:
+            // keep it until that seqno (or a later one) is published.
+            return Err(Abandon::Queued(EIO, seqno, None));
         }
         let written = shm.read_u32(slot).map_err(Abandon::NotQueued)? as usize;
         if written > size {
@@ -384,8 +443,9 @@ impl HostContext {
 enum Abandon {
     /// The host is done with the slot, or never got the ccmd.
     NotQueued(Error),
-    /// The ccmd was queued but its answer was not collected.
-    Queued(Error, u32, Abandoned),
+    /// The ccmd was queued and the host may still write its slot: until it answered (when
+    /// known) or published that seqno or a later one.
+    Queued(Error, u32, Option<Abandoned>),
 }
 
 /// Whether a teardown command's outcome means the host no longer holds the object: it

@@ -63,8 +63,15 @@ impl RangeAllocator {
         }
         let size = usize::try_from(self.size).map_err(|_| EINVAL)?;
         let l = usize::try_from(len).map_err(|_| EINVAL)?;
-        // The start is known only once the tree placed the range: record it right after.
-        let extent = KBox::new(Extent { start: 0, len }, GFP_KERNEL)?;
+        // The start is known only once the tree placed the range: record it right after. Until
+        // then the entry matches no offset a caller could free.
+        let extent = KBox::new(
+            Extent {
+                start: u64::MAX,
+                len,
+            },
+            GFP_KERNEL,
+        )?;
         let off = self
             .tree
             .alloc_range(l, extent, 0..size, GFP_KERNEL)
@@ -81,6 +88,9 @@ impl RangeAllocator {
 
     /// Frees the range starting at `offset` and returns its length; an offset that is not
     /// the start of a range is ignored.
+    ///
+    /// Callers serialise the frees of one range (each range has one owner): the check and
+    /// the erase below are two steps.
     pub(crate) fn free(&self, offset: u64) -> Option<u64> {
         let index = usize::try_from(offset).ok()?;
         let mut guard = self.tree.lock();

@@ -7,7 +7,13 @@
 //! who waits with a bound and can be interrupted. A caller that gave up leaves the waiter
 //! to be freed with the response: no memory the device writes is ever freed early.
 
-use core::marker::PhantomData;
+use core::{
+    marker::PhantomData,
+    sync::atomic::{
+        AtomicBool,
+        Ordering, //
+    }, //
+};
 use kernel::{
     new_condvar,
     new_spinlock_irq,
@@ -61,6 +67,8 @@ pub(crate) enum Wait {
 pub(crate) struct Waiter {
     #[pin]
     done: SpinLockIrq<Option<(KVec<u8>, u32)>>,
+    /// Set once the device returned the request, even after `done` was taken.
+    answered: AtomicBool,
     #[pin]
     completion: Completion,
 }
@@ -70,6 +78,7 @@ impl Waiter {
         Arc::pin_init(
             pin_init!(Self {
                 done <- new_spinlock_irq!(None),
+                answered: AtomicBool::new(false),
                 completion <- Completion::new(),
             }),
             GFP_KERNEL,
@@ -159,6 +168,7 @@ impl Handler for CtrlHandler {
         if let Some(w) = req.waiter.take() {
             let resp = core::mem::take(&mut req.resp);
             *w.done.lock() = Some((resp, written));
+            w.answered.store(true, Ordering::Release);
             w.completion.complete_all();
         }
         *self.space.returned.lock() += 1;
@@ -286,7 +296,7 @@ pub(crate) struct Abandoned(Arc<Waiter>);
 impl Abandoned {
     /// Whether the device answered (so the host is done with the command).
     pub(crate) fn is_done(&self) -> bool {
-        self.0.done.lock().is_some()
+        self.0.answered.load(Ordering::Acquire)
     }
 }
 
