@@ -194,8 +194,14 @@ impl HostContext {
     /// host refuses or answers nonsense, or the transport's errors (`ERESTARTSYS`,
     /// `ETIMEDOUT`).
     pub(crate) fn new(shared: &Arc<Shared>, name: &[u8], client: Client) -> Result<Self> {
-        let ctx_id = shared.new_ctx_id();
-        let shmem_res = shared.new_res_id();
+        let ctx_id = shared.new_ctx_id()?;
+        let shmem_res = match shared.new_res_id() {
+            Ok(r) => r,
+            Err(e) => {
+                shared.release_ctx_id(ctx_id);
+                return Err(e);
+            }
+        };
         let calls = KBox::pin_init(
             try_pin_init!(Calls {
                 submit <- new_mutex!(Submit { seqno: 0, fence: 0 }),
@@ -209,9 +215,18 @@ impl HostContext {
                 freed <- new_condvar!(),
             }),
             GFP_KERNEL,
-        )?;
-        // From here on `Drop` (which forgets the client) undoes what was done.
-        shared.stats.add_client(ctx_id, client)?;
+        )
+        .and_then(|calls| shared.stats.add_client(ctx_id, client).map(|()| calls));
+        let calls = match calls {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing was queued: both ids are free again.
+                shared.release_res_id(shmem_res);
+                shared.release_ctx_id(ctx_id);
+                return Err(e);
+            }
+        };
+        // From here on `Drop` (which forgets the client and the ids) undoes what was done.
         let mut this = Self {
             shared: shared.clone(),
             ctx_id,
@@ -474,18 +489,22 @@ impl Drop for HostContext {
             }
             settled(&r)
         };
+        // An id is reused only once the host released what it named; otherwise it stays
+        // taken, like a quarantined window range.
         if teardown(&|q| q.call_uninterruptible(&CtxDestroy::new(ctx)).map(|_| ())) {
             stats.contexts.fetch_sub(1, Ordering::Relaxed);
+            self.shared.release_ctx_id(ctx);
         }
         let unmapped = !self.mapped
             || teardown(&|q| {
                 q.call_uninterruptible(&ResourceCmd::unmap_blob(ctx, res))
                     .map(|_| ())
             });
-        if self.blob_created
-            && teardown(&|q| q.call_uninterruptible(&ResourceCmd::unref(res)).map(|_| ()))
-        {
+        if !self.blob_created {
+            self.shared.release_res_id(res);
+        } else if teardown(&|q| q.call_uninterruptible(&ResourceCmd::unref(res)).map(|_| ())) {
             stats.blobs.fetch_sub(1, Ordering::Relaxed);
+            self.shared.release_res_id(res);
         }
         // The window range is free once the host unmapped it (or the device is gone).
         // Otherwise it stays allocated: handing it out again would alias a range the host

@@ -9,10 +9,10 @@
 
 use core::sync::atomic::{
     AtomicI64,
-    AtomicU32,
     Ordering, //
 };
 use kernel::{
+    id_pool::IdPool,
     new_condvar,
     new_mutex,
     prelude::*,
@@ -125,6 +125,28 @@ impl Stats {
     }
 }
 
+/// Which id space.
+#[derive(Clone, Copy)]
+enum IdKind {
+    Ctx,
+    Res,
+}
+
+/// The virtio context and resource ids of one device.
+struct Ids {
+    ctx: IdPool,
+    res: IdPool,
+}
+
+impl Ids {
+    fn pool(&mut self, kind: IdKind) -> &mut IdPool {
+        match kind {
+            IdKind::Ctx => &mut self.ctx,
+            IdKind::Res => &mut self.res,
+        }
+    }
+}
+
 struct Gate {
     queue: Option<Arc<ControlQueue>>,
     users: u32,
@@ -147,8 +169,9 @@ pub(crate) struct Shared {
     idle: CondVar,
     #[pin]
     window: RangeAllocator,
-    next_ctx: AtomicU32,
-    next_res: AtomicU32,
+    /// Virtio context and resource ids in use (0 is never used: it means "none").
+    #[pin]
+    ids: Mutex<Ids>,
 }
 
 impl Shared {
@@ -169,8 +192,10 @@ impl Shared {
                 gate <- new_mutex!(Gate { queue: Some(queue), users: 0 }),
                 idle <- new_condvar!(),
                 window <- RangeAllocator::new(hostmem.len(), blob_alignment),
-                next_ctx: AtomicU32::new(1),
-                next_res: AtomicU32::new(1),
+                ids <- new_mutex!(Ids {
+                    ctx: IdPool::new(),
+                    res: IdPool::new(),
+                }),
             }),
             GFP_KERNEL,
         )
@@ -204,14 +229,41 @@ impl Shared {
         q
     }
 
-    /// A fresh virtio context id.
-    pub(crate) fn new_ctx_id(&self) -> u32 {
-        self.next_ctx.fetch_add(1, Ordering::Relaxed)
+    /// The lowest free id of one kind (never 0), growing its pool when it is full.
+    fn alloc_id(&self, kind: IdKind) -> Result<u32> {
+        loop {
+            let request = {
+                let mut g = self.ids.lock();
+                let pool = g.pool(kind);
+                if let Some(id) = pool.find_unused_id(1) {
+                    return u32::try_from(id.acquire()).map_err(|_| ENOSPC);
+                }
+                pool.grow_request().ok_or(ENOSPC)?
+            };
+            // Allocate outside the lock, then grow unless another caller already did.
+            let resizer = request.realloc(GFP_KERNEL)?;
+            self.ids.lock().pool(kind).grow(resizer);
+        }
     }
 
-    /// A fresh resource id.
-    pub(crate) fn new_res_id(&self) -> u32 {
-        self.next_res.fetch_add(1, Ordering::Relaxed)
+    /// A virtio context id that no live host context uses.
+    pub(crate) fn new_ctx_id(&self) -> Result<u32> {
+        self.alloc_id(IdKind::Ctx)
+    }
+
+    /// A resource id that no live host resource uses.
+    pub(crate) fn new_res_id(&self) -> Result<u32> {
+        self.alloc_id(IdKind::Res)
+    }
+
+    /// Makes a context id reusable: only once the host released the context.
+    pub(crate) fn release_ctx_id(&self, id: u32) {
+        self.ids.lock().ctx.release_id(id as usize);
+    }
+
+    /// Makes a resource id reusable: only once the host released the resource.
+    pub(crate) fn release_res_id(&self, id: u32) {
+        self.ids.lock().res.release_id(id as usize);
     }
 
     /// Allocates `len` bytes of the host-visible window.

@@ -689,6 +689,35 @@ TEST(killed_process_leaks_nothing)
 		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
 }
 
+/* Virtio context ids are the lowest free ones: hundreds of open/close cycles do not grow them. */
+TEST(context_ids_are_reused)
+{
+	char path[256], line[256], want[64];
+	int fd, v, id = -1;
+	FILE *f;
+
+	for (int i = 0; i < 200; i++) {
+		fd = open(render_node(), O_RDWR | O_CLOEXEC);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(0, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
+		close(fd);
+	}
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
+	ASSERT_EQ(0, live_path(path, sizeof(path)));
+	snprintf(want, sizeof(want), " tgid %d ", getpid());
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, want))
+			sscanf(line, "context %d", &id);
+	fclose(f);
+	close(fd);
+	ASSERT_GT(id, 0) TH_LOG("no host context line for this process");
+	EXPECT_LT(id, 16) TH_LOG("context id %d after 200 open/close cycles", id);
+}
+
 /* Syncobjs (served by the DRM core for this driver): what ANV and iris probe at start. */
 TEST_F(node, syncobjs)
 {
