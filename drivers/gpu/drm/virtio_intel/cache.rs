@@ -29,6 +29,12 @@ pub(crate) const MAX_QUERY: u64 = kernel::uapi::DRM_I915_QUERY_GUC_SUBMISSION_VE
 const PARAM_SLOTS: usize = MAX_PARAM as usize + 1;
 const QUERY_SLOTS: usize = MAX_QUERY as usize + 1;
 
+/// Whether a host error can be cached: the errors i915 gives for a feature or query the
+/// platform lacks, which do not change while the device is bound.
+pub(crate) fn is_lasting(e: Error) -> bool {
+    e == ENODEV || e == EINVAL
+}
+
 /// A query item as the host's i915 answered it with `flags == 0`: the total length (or a
 /// negative errno) and the whole item.
 pub(crate) struct CachedItem {

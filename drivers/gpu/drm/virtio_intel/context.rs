@@ -299,8 +299,7 @@ impl HostContext {
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(shm, size, &mut left)?;
-        let slot = RSP_MEM_OFFSET as usize + area_off as usize;
-        let r = self.call_in_slot(shm, c, slot, size, &mut left);
+        let r = self.call_in_slot(shm, c, area_off, size, &mut left);
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -383,22 +382,25 @@ impl HostContext {
         self.calls.freed.notify_all();
     }
 
-    /// Queues `c` with its answer in `slot` and waits; returns the slot's bytes.
+    /// Queues `c` with its answer in the slot at `area_off` of the response area and waits;
+    /// returns the slot's bytes.
     fn call_in_slot<C: Ccmd>(
         &self,
         shm: &ShmMapping,
         c: &C,
-        slot: usize,
+        area_off: u64,
         size: usize,
         left: &mut Jiffies,
     ) -> core::result::Result<KVec<u8>, Abandon> {
+        // The ccmd names its slot relative to the response area; the page holds it after
+        // the `struct i915_shmem` header.
+        let rsp_off = u32::try_from(area_off).map_err(|_| Abandon::NotQueued(EINVAL))?;
+        let slot = RSP_MEM_OFFSET as usize + rsp_off as usize;
         // Pre-fill the head of the slot: its capacity and a `ret` the host never writes.
         let mut head = [0u8; 12];
         head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
         head[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
         shm.write(slot, &head).map_err(Abandon::NotQueued)?;
-        let rsp_off = u32::try_from(slot - RSP_MEM_OFFSET as usize)
-            .map_err(|_| Abandon::NotQueued(EINVAL))?;
 
         let seqno = self
             .shared

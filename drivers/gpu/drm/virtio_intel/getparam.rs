@@ -32,6 +32,7 @@ use zerocopy_derive::{
 };
 
 use crate::{
+    cache::is_lasting,
     ccmd::{
         Getparam,
         HostResult, //
@@ -241,7 +242,7 @@ impl File {
                         let a = self.with_ctx(|c| c.call(&Getparam { param }))?;
                         // Values and the errors of a missing feature cannot change; other
                         // errors (memory, a busy host) may pass.
-                        let lasting = matches!(a, Ok(_) | Err(19 | 22));
+                        let lasting = a.is_ok() || a.is_err_and(|e| is_lasting(host_errno(e)));
                         if let (true, true, Some(s)) = (cache, lasting, slot) {
                             // A racing caller may have filled it: both asked the same host.
                             let _ = s.populate(a);

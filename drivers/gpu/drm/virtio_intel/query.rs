@@ -47,7 +47,15 @@ use zerocopy_derive::{
     KnownLayout, //
 };
 
-use crate::{cache::CachedItem, ccmd::Queryparam, driver::I915Device, file::File};
+use crate::{
+    cache::{
+        is_lasting,
+        CachedItem, //
+    },
+    ccmd::Queryparam,
+    driver::I915Device,
+    file::File, //
+};
 
 /// `struct drm_i915_query_item`.
 #[repr(C)]
@@ -264,9 +272,8 @@ impl File {
             return Ok(Item::Cached(c));
         }
         let fresh = self.fetch_item(id, 0)?;
-        let cacheable = fresh.length >= 0
-            || fresh.length == ENODEV.to_errno()
-            || fresh.length == EINVAL.to_errno();
+        // A negative length is a host errno already bounded by `host_item_length`.
+        let cacheable = fresh.length >= 0 || is_lasting(Error::from_errno(fresh.length));
         if !cacheable {
             return Ok(Item::Fresh(fresh));
         }
