@@ -74,19 +74,39 @@ for fault in reject:VIRTIO_INTEL_HOST_FAIL_CCMD drop:VIRTIO_INTEL_HOST_DROP_RSP;
     fi
 done
 
+# The fence event path: the module with fenced_ccmds=1, where every synchronous ccmd waits
+# for a DMA fence signalled from the fence workqueue. The node fixture (which checks the
+# fence counters) and the interruption tests, one short boot.
+frc=0
+VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
+    --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-fenced" \
+    --append kunit.enable=0 --timeout 300 \
+    --cmd "insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && /mnt/host/virtio_intel_test -f node -t signal_storm_leaks_nothing -t killed_process_leaks_nothing && rmmod virtio_intel" \
+    >"$out/fenced.log" 2>&1 || frc=$?
+fenced_log=$REPO_ROOT/build/vm/$tag-fenced/output.log
+fenced_pass=$(grep -E '^ok [0-9]+ ' "$fenced_log" 2>/dev/null | grep -vc '# SKIP')
+fenced_fail=$(grep -cE '^not ok [0-9]+ ' "$fenced_log" 2>/dev/null)
+grep -qE '^ok [0-9]+ node.fenced_ccmds_signal_their_fences' "$fenced_log" 2>/dev/null ||
+    { echo "the fence path test did not pass"; fenced_fail=$((fenced_fail + 1)); }
+if [[ $frc != 0 ]]; then
+    fenced_fail=$((fenced_fail + 1)); echo "=== $tag: fenced ccmds: FAILED (rc=$frc)"; cat "$out/fenced.log"
+fi
+
 # Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
 dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
 outlog=$REPO_ROOT/build/vm/$tag/output.log
 ks_pass=$(grep -E '^ok [0-9]+ ' "$outlog" 2>/dev/null | grep -vc '# SKIP'); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
 ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
-for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence virtio_intel_protocol virtio_intel_ccmd \
-    virtio_intel_hostmem virtio_intel_getparam virtio_intel_query virtio_intel_file virtio_intel_context; do
+for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence rust_workqueue_owned \
+    virtio_intel_protocol virtio_intel_ccmd virtio_intel_hostmem virtio_intel_getparam virtio_intel_query \
+    virtio_intel_file virtio_intel_context virtio_intel_fence; do
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
 [[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }
-passed=$((ks_pass + ku_pass + fault_pass)) failed=$((ks_fail + ku_fail + fault_fail))
+passed=$((ks_pass + ku_pass + fault_pass + fenced_pass)) failed=$((ks_fail + ku_fail + fault_fail + fenced_fail))
 if [[ $rc == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed; runner rc=$rc"
+echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed;" \
+    "fenced ccmds $fenced_pass passed, $fenced_fail failed; runner rc=$rc"
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

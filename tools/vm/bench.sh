@@ -29,22 +29,31 @@ gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam
     --cmd "/mnt/host/virtio-intel-client --bench $n" >/dev/null
 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
     --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel" --append kunit.enable=0 \
-    --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n" >/dev/null
+    --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n && rmmod virtio_intel &&
+           insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && echo '=== fenced_ccmds=1' &&
+           /mnt/host/getparam_bench $n" >/dev/null
 
 vdrm=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm/output.log" | tr -d '\r')
 klog=$REPO_ROOT/build/vm/bench-kernel/output.log
-line() { grep -h "^bench $1:" "$klog" | tr -d '\r'; }
+# The unfenced (default) run, then the fenced one.
+line() { sed '/^=== fenced_ccmds=1/,$d' "$klog" | grep -h "^bench $1:" | tr -d '\r'; }
 unc=$(line getparam-uncached) cac=$(line getparam-cached) ver=$(line getparam-version)
-[[ -n $vdrm && -n $unc && -n $cac && -n $ver ]] || die "a benchmark printed nothing (logs in build/vm/bench-*)"
+fen=$(sed -n '/^=== fenced_ccmds=1/,$p' "$klog" | grep -h '^bench getparam-uncached:' | tr -d '\r')
+[[ -n $vdrm && -n $unc && -n $cac && -n $ver && -n $fen ]] ||
+    die "a benchmark printed nothing (logs in build/vm/bench-*)"
 med() { awk '{print $4}' <<<"$1"; }
 echo "GETPARAM round trip to the host (medians):"
 echo "  seed design (userspace vdrm, Debian virtio_gpu): ${vdrm#bench getparam-vdrm: }"
 echo "  virtio_intel.ko, HAS_GPU_RESET (uncached):       ${unc#bench getparam-uncached: }"
 awk -v a="$(med "$vdrm")" -v b="$(med "$unc")" 'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+echo "Synchronous ccmd, unfenced SUBMIT_3D (default) vs fenced on ring 0 (fenced_ccmds=1,"
+echo "waiting for the DMA fence the fence workqueue signals):"
+echo "  fenced:                                          ${fen#bench getparam-uncached: }"
+awk -v u="$(med "$unc")" -v f="$(med "$fen")" 'BEGIN { printf "  ratio fenced / unfenced: %.2f\n", f / u }'
 echo "Answers served by the driver:"
 echo "  GETPARAM EU_TOTAL (cached):                      ${cac#bench getparam-cached: }"
 echo "  DRM_IOCTL_VERSION (no-op):                       ${ver#bench getparam-version: }"
 awk -v u="$(med "$unc")" -v c="$(med "$cac")" -v v="$(med "$ver")" 'BEGIN {
     printf "  uncached / cached: %.1fx; cached / no-op: %.2fx\n", u / c, c / v }'
 echo "Throughput, threads sharing one fd:"
-grep -h '^bench throughput-' "$klog" | tr -d '\r' | sed 's/^bench /  /'
+sed '/^=== fenced_ccmds=1/,$d' "$klog" | grep -h '^bench throughput-' | tr -d '\r' | sed 's/^bench /  /'

@@ -200,7 +200,13 @@ fi
 bad='Kernel panic|Oops|BUG:|WARNING:|KASAN|UBSAN|possible circular locking|kmemleak: [0-9]+ new suspected|general protection fault|Call Trace'
 kbad=$( { grep -E '^\[ *[0-9]+\.[0-9]+\]' <<<"$console"; strip "$logdir/ctl/dmesg.txt"; } |
         grep -E "$bad" | sort -u | head -n 20 || true)
-[[ -z $kbad ]] || fail "guest kernel reported problems:"$'\n'"$kbad"
+if [[ -n $kbad ]]; then
+    # The whole first report (its call trace names the culprit), not only the matching lines.
+    first=$(grep -nE "$bad" <<<"$console" | head -n1 | cut -d: -f1)
+    report=
+    [[ -z $first ]] || report=$'\n'"----- console.log from line $first -----"$'\n'$(sed -n "${first},$((first + 80))p" <<<"$console")
+    fail "guest kernel reported problems:"$'\n'"$kbad$report"
+fi
 violations=$(grep -E '^(VIOLATION|BUG)' "$logdir/host.log" | head -n 20 || true)
 [[ -z $violations ]] || fail "host library reported protocol violations:"$'\n'"$violations"
 if [[ $renderer == project ]]; then

@@ -5,16 +5,18 @@
 //! A virtio device can expose memory that both the host and the guest access, through a
 //! shared memory region ([`super::ShmRegion`]). [`ShmMapping`] maps a window of such a
 //! region into the kernel. The host writes the memory concurrently, so every access is a
-//! bounds-checked volatile load or store; [`ShmMapping::load_acquire_u32`] orders later
-//! reads after a value the host publishes.
+//! bounds-checked volatile load or store; [`ShmMapping::load_acquire_u32`] and
+//! [`ShmMapping::load_acquire_u64`] read a value the host publishes in one single-copy-atomic
+//! load and order every later read after it.
 
 use crate::{
     bindings,
-    prelude::*, //
-};
-use core::sync::atomic::{
-    fence,
-    Ordering, //
+    prelude::*,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        AtomicType, //
+    }, //
 };
 
 use super::ShmRegion;
@@ -142,15 +144,37 @@ impl ShmMapping {
         self.write(offset, &v.to_le_bytes())
     }
 
-    /// Reads a `u32` the host publishes, ordering every later read of the mapping after it.
+    /// A naturally aligned `T` at `offset`, as an atomic.
+    fn atomic<T: AtomicType>(&self, offset: usize) -> Result<&Atomic<T>> {
+        self.check(offset, size_of::<T>())?;
+        if offset % align_of::<T>() != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `offset..offset + size_of::<T>()` is inside the live mapping (checked), and
+        // `memremap` returns page-aligned memory, so the pointer is aligned for `T` (checked).
+        // The memory lives as long as `self`. The device writes it concurrently, which the
+        // atomic accesses of `Atomic` are for; this type never makes a non-volatile access.
+        Ok(unsafe { Atomic::from_ptr(self.ptr.add(offset).cast::<T>()) })
+    }
+
+    /// Reads the little-endian `u32` the host publishes at `offset` (4-byte aligned) in one
+    /// single-copy-atomic load with acquire ordering: every later read of the mapping sees
+    /// at least what the host wrote before publishing that value.
     ///
     /// # Errors
     ///
-    /// `EINVAL` if the range is outside the mapping.
+    /// `EINVAL` if the range is outside the mapping or `offset` is not aligned.
     pub fn load_acquire_u32(&self, offset: usize) -> Result<u32> {
-        let v = self.read_u32(offset)?;
-        fence(Ordering::Acquire);
-        Ok(v)
+        Ok(u32::from_le(self.atomic::<u32>(offset)?.load(Acquire)))
+    }
+
+    /// Like [`Self::load_acquire_u32`], for a `u64` at an 8-byte aligned `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the mapping or `offset` is not aligned.
+    pub fn load_acquire_u64(&self, offset: usize) -> Result<u64> {
+        Ok(u64::from_le(self.atomic::<u64>(offset)?.load(Acquire)))
     }
 }
 

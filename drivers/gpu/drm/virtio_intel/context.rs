@@ -10,8 +10,9 @@
 //! SUBMIT_3D: the host runs ccmds synchronously while it processes that command and the
 //! VMM answers it right after, so the answer means "done" (with `fenced_ccmds=1`, a
 //! SUBMIT_3D fenced on ring 0 of the context, as Mesa sends them; the fence retires as
-//! soon as the host has processed it). Measured under TCG, the unfenced round trip is
-//! about 20% shorter. The host processes a context's ccmds in order and
+//! soon as the host has processed it, and the caller waits for its DMA fence, signalled by
+//! the fence event path of [`crate::fence`]). Measured under TCG, the unfenced round trip
+//! is about 20% shorter. The host processes a context's ccmds in order and
 //! publishes each one's seqno; a ccmd it rejected publishes none and leaves its slot's
 //! sentinel, so the call fails with `EIO` instead of waiting forever.
 //!
@@ -46,6 +47,7 @@ use crate::{
         SHMEM_RSP_MEM_OFFSET,
         SHMEM_SEQNO, //
     },
+    fence::Timeline,
     hostmem::RangeAllocator,
     protocol::{
         CtxCreate,
@@ -99,6 +101,8 @@ pub(crate) struct HostContext {
     mapped: bool,
     shm: Option<ShmMapping>,
     calls: Pin<KBox<Calls>>,
+    /// The fences of ring 0, which fenced ccmds use.
+    ring0: Arc<Timeline>,
 }
 
 /// Order of the ccmds of one context on the queue.
@@ -216,8 +220,9 @@ impl HostContext {
             }),
             GFP_KERNEL,
         )
-        .and_then(|calls| shared.stats.add_client(ctx_id, client).map(|()| calls));
-        let calls = match calls {
+        .and_then(|calls| Ok((calls, Timeline::new(0, shared.stats.fences.clone())?)))
+        .and_then(|c| shared.stats.add_client(ctx_id, client).map(|()| c));
+        let (calls, ring0) = match calls {
             Ok(c) => c,
             Err(e) => {
                 // Nothing was queued: both ids are free again.
@@ -236,6 +241,7 @@ impl HostContext {
             mapped: false,
             shm: None,
             calls,
+            ring0,
         };
         shared.stats.contexts.fetch_add(1, Ordering::Relaxed);
         shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
@@ -405,23 +411,39 @@ impl HostContext {
         let seqno = self
             .shared
             .with_queue(|q| {
-                let (pending, seqno) = {
+                let (pending, seqno, fence) = {
                     let mut s = self.calls.submit.lock();
                     let seqno = s.seqno.wrapping_add(1);
-                    let fence = s.fence + 1;
                     let bytes = ccmd::encode(c, seqno, rsp_off)?;
                     let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
-                    let submit = if crate::module_parameters::fenced_ccmds.value() {
-                        Submit3d::fenced(self.ctx_id, len, fence, 0)
+                    let (submit, fence, event) = if crate::module_parameters::fenced_ccmds.value() {
+                        let id = s.fence + 1;
+                        let (fence, event) = self.ring0.emit(id)?;
+                        // Used even if the command is not queued: the timeline saw it, and
+                        // the host retires ids with `<=`, so a gap is harmless.
+                        s.fence = id;
+                        (
+                            Submit3d::fenced(self.ctx_id, len, id, 0),
+                            Some(fence),
+                            Some(event),
+                        )
                     } else {
-                        Submit3d::unfenced(self.ctx_id, len)
+                        (Submit3d::unfenced(self.ctx_id, len), None, None)
                     };
-                    let pending = q.send(&submit, &bytes, Wait::Interruptible, left)?;
+                    let pending = q.send(&submit, &bytes, event, Wait::Interruptible, left)?;
                     s.seqno = seqno;
-                    s.fence = fence;
-                    (pending, seqno)
+                    (pending, seqno, fence)
                 };
                 let done = pending.abandoned();
+                // A fenced ccmd is done when its fence signals (from the fence workqueue);
+                // the answer is there by then.
+                let pending = match fence {
+                    Some(f) => match f.wait_timeout(true, pending.left().max(1)) {
+                        Ok(left) => pending.with_left(left),
+                        Err(e) => return Ok(Err((e, seqno, done))),
+                    },
+                    None => pending,
+                };
                 Ok(pending
                     .wait(Wait::Interruptible)
                     .map(|_| seqno)

@@ -27,6 +27,7 @@ use kernel::{
 
 use crate::{
     cache::AnswerCache,
+    fence::FenceStats,
     hostmem::RangeAllocator,
     protocol::I915Identity,
     transport::ControlQueue, //
@@ -70,6 +71,8 @@ pub(crate) struct Stats {
     pub(crate) window_bytes: AtomicI64,
     /// Bytes of the window kept out of use because the host did not confirm their unmap.
     pub(crate) quarantined_bytes: AtomicI64,
+    /// The fence event path.
+    pub(crate) fences: Arc<FenceStats>,
     /// The task each live host context was created for.
     #[pin]
     clients: Mutex<KVec<(u32, Client)>>,
@@ -82,6 +85,7 @@ impl Stats {
             blobs: AtomicI64::new(0),
             window_bytes: AtomicI64::new(0),
             quarantined_bytes: AtomicI64::new(0),
+            fences: Arc::new(FenceStats::default(), GFP_KERNEL)?,
             clients <- new_mutex!(KVec::new()),
         })
     }
@@ -114,6 +118,19 @@ impl Stats {
             "quarantined_bytes {}",
             self.quarantined_bytes.load(Ordering::Relaxed)
         )?;
+        let fs = &self.fences;
+        writeln!(
+            f,
+            "fenced_ccmds {}",
+            u8::from(crate::module_parameters::fenced_ccmds.value())
+        )?;
+        writeln!(f, "fences_emitted {}", fs.emitted.load(Ordering::Relaxed))?;
+        writeln!(
+            f,
+            "fences_signalled {}",
+            fs.signalled.load(Ordering::Relaxed)
+        )?;
+        writeln!(f, "fence_works {}", fs.works.load(Ordering::Relaxed))?;
         for (ctx, c) in self.clients.lock().iter() {
             writeln!(
                 f,

@@ -37,13 +37,21 @@ use kernel::{
             Request,
             Virtqueues, //
         },
+    },
+    workqueue::{
+        OwnedQueue,
+        QueueFlags, //
     }, //
 };
 
-use crate::protocol::{
-    Command,
-    CtrlHdr,
-    RESP_ERR_UNSPEC, //
+use crate::{
+    fence::FenceEvent,
+    protocol::{
+        Command,
+        CtrlHdr,
+        RESP_ERR_UNSPEC,
+        RESP_OK_NODATA, //
+    },
 };
 
 /// Index of the control queue; 1 is the cursor queue, unused here.
@@ -109,6 +117,8 @@ pub(crate) struct CtrlRequest {
     data: KVec<u8>,
     resp: KVec<u8>,
     waiter: Option<Arc<Waiter>>,
+    /// The fence a fenced command retires when answered.
+    event: Option<FenceEvent>,
 }
 
 // SAFETY: `cmd` and `resp` are kmalloc'd buffers owned by the request, so they are DMA-able
@@ -159,17 +169,29 @@ impl Space {
 /// Delivers finished control requests.
 pub(crate) struct CtrlHandler {
     space: Arc<Space>,
+    /// Signals the fences of answered fenced commands. Dropped with the virtqueues, after
+    /// their callbacks stopped, which waits for its work: no fence work of this module runs
+    /// once the device is unbound.
+    fences: OwnedQueue,
 }
 
 impl Handler for CtrlHandler {
     type Request = CtrlRequest;
 
     fn complete(&self, _index: u32, mut req: KBox<CtrlRequest>, written: u32) {
+        // QEMU answers a fenced command with OK_NODATA once its fence retired, or at once
+        // with an error when the command failed (no fence then).
+        let ok =
+            CtrlHdr::read_from_prefix(&req.resp).is_ok_and(|(h, _)| h.type_() == RESP_OK_NODATA);
+        // The answer first: a caller woken by the fence then finds it.
         if let Some(w) = req.waiter.take() {
             let resp = core::mem::take(&mut req.resp);
             *w.done.lock() = Some((resp, written));
             w.answered.store(true, Ordering::Release);
             w.completion.complete_all();
+        }
+        if let Some(ev) = req.event.take() {
+            ev.retire(if ok { Ok(()) } else { Err(EIO) }, &self.fences);
         }
         *self.space.returned.lock() += 1;
         self.space.cv.notify_all();
@@ -192,11 +214,17 @@ impl ControlQueue {
             }),
             GFP_KERNEL,
         )?;
+        let fences = OwnedQueue::new(
+            c"virtio_intel-fence",
+            QueueFlags::UNBOUND | QueueFlags::HIGHPRI | QueueFlags::MEM_RECLAIM,
+            0,
+        )?;
         let vqs = Virtqueues::new(
             dev,
             &[c"control", c"cursor"],
             CtrlHandler {
                 space: space.clone(),
+                fences,
             },
         )?;
         Ok(Self { vqs, space })
@@ -226,10 +254,12 @@ impl ControlQueue {
         how: Wait,
     ) -> Result<C::Response> {
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        self.send(cmd, data, how, &mut left)?.wait(how)
+        self.send(cmd, data, None, how, &mut left)?.wait(how)
     }
 
     /// Queues `cmd` followed by `data`; the answer is collected with [`Pending::wait`].
+    /// A fenced command carries the `event` of its fence, retired when the host answers
+    /// (and failed if the command cannot be queued).
     ///
     /// The caller decides the order of commands on the queue: two `send`s from one thread
     /// reach the device in that order. A full queue waits for room for at most `left`
@@ -242,6 +272,7 @@ impl ControlQueue {
         &self,
         cmd: &C,
         data: &[u8],
+        event: Option<FenceEvent>,
         how: Wait,
         left: &mut Jiffies,
     ) -> Result<Pending<C>> {
@@ -259,6 +290,7 @@ impl ControlQueue {
                 data: payload,
                 resp,
                 waiter: Some(waiter.clone()),
+                event,
             },
             GFP_KERNEL,
         )?;
@@ -304,6 +336,16 @@ impl<C: Command> Pending<C> {
     /// A handle that outlives this `Pending` and tells when the device answered.
     pub(crate) fn abandoned(&self) -> Abandoned {
         Abandoned(self.waiter.clone())
+    }
+
+    /// The time left of the command's bound.
+    pub(crate) fn left(&self) -> Jiffies {
+        self.left
+    }
+
+    /// The same command with `left` jiffies left of its bound (after another wait).
+    pub(crate) fn with_left(self, left: Jiffies) -> Self {
+        Self { left, ..self }
     }
 
     /// Waits for the answer, for what is left of the command's bound.

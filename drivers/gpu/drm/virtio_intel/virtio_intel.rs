@@ -9,6 +9,7 @@
 //! - [`protocol`]: virtio-gpu control commands and the DRM capset, with their byte layout;
 //! - [`transport`]: the control virtqueue and synchronous commands;
 //! - [`ccmd`]: virtio-intel context commands;
+//! - [`fence`]: fence events: host fences of fenced commands become DMA fences;
 //! - [`context`]: a file's host context, response page and synchronous ccmds;
 //! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
 //! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
@@ -20,6 +21,7 @@ mod cache;
 mod ccmd;
 mod context;
 mod driver;
+mod fence;
 mod file;
 mod gem;
 mod getparam;

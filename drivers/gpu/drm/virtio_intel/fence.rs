@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fence events: host fences become DMA fences.
+//!
+//! A SUBMIT_3D sent with `VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX` carries a
+//! fence id on one ring of its context. The VMM answers such a command only once the host
+//! retired that fence, and a context's ring retires its fences in id order (QEMU answers
+//! every queued command of that context and ring whose id is at most the retired one). So
+//! the answer is the fence event:
+//!
+//! 1. before the command is queued, [`Timeline::emit`] creates the DMA fence for its id and
+//!    a [`FenceEvent`] that travels with the command;
+//! 2. the virtqueue interrupt hands the answered event to [`FenceEvent::retire`], which
+//!    records the retired id (or the command's error) on the ring's [`Timeline`] and queues
+//!    the timeline's work on the device's fence workqueue;
+//! 3. the work signals, in id order, every fence up to the retired id. Nothing polls.
+//!
+//! A command that is never answered (it could not be queued, or the device was reset
+//! with it in flight) drops its event, which fails its fence with `ENODEV`. Fences of one
+//! timeline signal in id order even then: a failed fence waits for the ones before it.
+
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
+use kernel::{
+    dma_fence::{
+        Fence,
+        FenceContext,
+        SignalFence, //
+    },
+    impl_has_work,
+    new_spinlock_irq,
+    new_work,
+    prelude::*,
+    sync::{
+        Arc,
+        SpinLockIrq, //
+    },
+    workqueue::{
+        Queue,
+        Work,
+        WorkItem, //
+    }, //
+};
+
+/// Counters of the fence path, shown in debugfs.
+#[derive(Default)]
+pub(crate) struct FenceStats {
+    /// Fences created for queued commands.
+    pub(crate) emitted: AtomicU64,
+    /// Fences signalled (with success or an error).
+    pub(crate) signalled: AtomicU64,
+    /// Runs of a timeline's signalling work.
+    pub(crate) works: AtomicU64,
+}
+
+/// A fence not signalled yet.
+struct Entry {
+    id: u64,
+    fence: SignalFence,
+    /// Set when the host answered the command with an error, or never will answer it.
+    error: Option<Error>,
+}
+
+/// What the interrupt and the work share.
+struct State {
+    /// Unsignalled fences in increasing id order.
+    pending: KVec<Entry>,
+    /// The highest id the host retired.
+    retired: u64,
+    /// The highest id emitted.
+    last: u64,
+}
+
+/// The fences of one ring of one host context.
+///
+/// # Invariants
+///
+/// Ids passed to [`Timeline::emit`] increase strictly (`state.last` is the highest);
+/// `pending` is sorted by id.
+#[pin_data]
+pub(crate) struct Timeline {
+    fences: FenceContext,
+    stats: Arc<FenceStats>,
+    #[pin]
+    state: SpinLockIrq<State>,
+    #[pin]
+    work: Work<Timeline>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Timeline { self.work }
+}
+
+impl WorkItem for Timeline {
+    type Pointer = Arc<Timeline>;
+
+    fn run(this: Arc<Timeline>) {
+        this.stats.works.fetch_add(1, Ordering::Relaxed);
+        this.signal_ready();
+    }
+}
+
+impl Timeline {
+    /// A timeline for ring `ring` (shown in fence debug output as `ring<N>`).
+    pub(crate) fn new(ring: u8, stats: Arc<FenceStats>) -> Result<Arc<Self>> {
+        let name = match ring {
+            0 => c"ring0",
+            1 => c"ring1",
+            2 => c"ring2",
+            3 => c"ring3",
+            _ => c"ring",
+        };
+        Arc::pin_init(
+            try_pin_init!(Self {
+                fences: FenceContext::new(c"virtio_intel", name)?,
+                stats,
+                state <- new_spinlock_irq!(State {
+                    pending: KVec::new(),
+                    retired: 0,
+                    last: 0,
+                }),
+                work <- new_work!("virtio_intel::Timeline::work"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Creates the fence of a command about to be queued with fence id `id`, which must be
+    /// higher than every id emitted before. Returns the fence for waiters and the event to
+    /// queue with the command.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` when `id` does not increase, `ENOMEM`.
+    pub(crate) fn emit(self: &Arc<Self>, id: u64) -> Result<(Fence, FenceEvent)> {
+        let fence = self.fences.new_fence(id)?;
+        let waiter = fence.fence();
+        {
+            let mut g = self.state.lock();
+            if id <= g.last {
+                return Err(EINVAL);
+            }
+            g.pending.push(
+                Entry {
+                    id,
+                    fence,
+                    error: None,
+                },
+                GFP_ATOMIC,
+            )?;
+            g.last = id;
+        }
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        Ok((
+            waiter,
+            FenceEvent {
+                timeline: Some(self.clone()),
+                id,
+            },
+        ))
+    }
+
+    /// Records that the host is done with fence `id`: retired, or failed with `result`.
+    /// Callable from any context.
+    fn record(&self, id: u64, result: Result) {
+        let mut g = self.state.lock();
+        match result {
+            Ok(()) => g.retired = g.retired.max(id),
+            Err(e) => {
+                if let Some(entry) = g.pending.iter_mut().find(|en| en.id == id) {
+                    entry.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Signals, in id order, every fence the host is done with.
+    fn signal_ready(&self) {
+        loop {
+            let entry = {
+                let mut g = self.state.lock();
+                let retired = g.retired;
+                match g.pending.first() {
+                    Some(e) if e.id <= retired || e.error.is_some() => g.pending.remove(0).ok(),
+                    _ => None,
+                }
+            };
+            let Some(entry) = entry else {
+                return;
+            };
+            // Signalled outside the lock: callbacks run from here.
+            entry.fence.signal(entry.error.map_or(Ok(()), Err));
+            self.stats.signalled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of fences not signalled yet.
+    #[cfg(CONFIG_KUNIT)]
+    fn pending(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+}
+
+/// The fence of one queued command, delivered when the host answers it.
+///
+/// Dropped without being retired (the command was never queued, or the device was reset
+/// while it was in flight), it fails its fence with `ENODEV`.
+pub(crate) struct FenceEvent {
+    timeline: Option<Arc<Timeline>>,
+    id: u64,
+}
+
+impl FenceEvent {
+    /// The host answered the command: with success (`result` is `Ok`) its fence and every
+    /// earlier one of the timeline are retired. Queues the signalling on `queue`. Callable
+    /// from the virtqueue interrupt.
+    pub(crate) fn retire(mut self, result: Result, queue: &Queue) {
+        if let Some(t) = self.timeline.take() {
+            t.record(self.id, result);
+            // Already queued: that run will see this id too.
+            let _ = queue.enqueue(t);
+        }
+    }
+}
+
+impl Drop for FenceEvent {
+    fn drop(&mut self) {
+        if let Some(t) = self.timeline.take() {
+            t.record(self.id, Err(ENODEV));
+            // Never answered, so nothing else will signal it: do it here (still after every
+            // earlier fence of the timeline).
+            t.signal_ready();
+        }
+    }
+}
+
+#[kunit_tests(virtio_intel_fence)]
+mod tests {
+    use super::*;
+    use kernel::workqueue::{
+        OwnedQueue,
+        QueueFlags, //
+    };
+
+    fn queue() -> Result<OwnedQueue> {
+        OwnedQueue::new(c"kunit-vi-fence", QueueFlags::UNBOUND, 0)
+    }
+
+    #[test]
+    fn retire_signals_every_fence_up_to_the_id() -> Result {
+        let wq = queue()?;
+        let stats = Arc::new(FenceStats::default(), GFP_KERNEL)?;
+        let t = Timeline::new(0, stats.clone())?;
+        let (f1, e1) = t.emit(1)?;
+        let (f2, e2) = t.emit(2)?;
+        let (f3, e3) = t.emit(3)?;
+        // QEMU answers 1 and 2 when 2 retires; answering 2 first must signal 1 as well.
+        e2.retire(Ok(()), &wq);
+        wq.flush();
+        assert!(f1.is_signaled() && f2.is_signaled() && !f3.is_signaled());
+        assert_eq!((f1.error(), f2.error()), (None, None));
+        e1.retire(Ok(()), &wq);
+        e3.retire(Ok(()), &wq);
+        wq.flush();
+        assert!(f3.is_signaled());
+        assert_eq!(t.pending(), 0);
+        assert_eq!(stats.emitted.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.signalled.load(Ordering::Relaxed), 3);
+        assert!(stats.works.load(Ordering::Relaxed) >= 2);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_signal_in_order() -> Result {
+        let wq = queue()?;
+        let t = Timeline::new(1, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let (f1, e1) = t.emit(10)?;
+        let (f2, e2) = t.emit(11)?;
+        // 11 failed (the host rejected it) while 10 is still running: 11 waits for 10.
+        e2.retire(Err(EIO), &wq);
+        wq.flush();
+        assert!(!f1.is_signaled() && !f2.is_signaled());
+        e1.retire(Ok(()), &wq);
+        wq.flush();
+        assert_eq!((f1.is_signaled(), f1.error()), (true, None));
+        assert_eq!((f2.is_signaled(), f2.error()), (true, Some(EIO)));
+        Ok(())
+    }
+
+    #[test]
+    fn unanswered_event_fails_its_fence() -> Result {
+        let wq = queue()?;
+        let t = Timeline::new(2, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let (f1, e1) = t.emit(1)?;
+        let (f2, e2) = t.emit(2)?;
+        drop(e2);
+        assert!(!f2.is_signaled());
+        drop(e1);
+        assert_eq!((f1.error(), f2.error()), (Some(ENODEV), Some(ENODEV)));
+        // Ids only increase, even after failures.
+        assert!(matches!(t.emit(2), Err(e) if e == EINVAL));
+        let (f3, e3) = t.emit(3)?;
+        e3.retire(Ok(()), &wq);
+        wq.flush();
+        assert_eq!((f3.is_signaled(), f3.error()), (true, None));
+        Ok(())
+    }
+}
