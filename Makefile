@@ -44,7 +44,7 @@ vm-smoke: sid-tree
 		--gpu virtio-gpu-gl-pci,blob=on,hostmem=1G \
 		--cmd 'cat /sys/kernel/debug/dri/0/virtio-gpu-features; ls /dev/dri'
 
-# --- Guest kernel (Rust-enabled Linux 7.3; not part of demo/test yet) ---------
+# --- Guest kernel (Rust-enabled Linux 7.3; demo and test build it too) ---------
 # Toolchain: clang/lld/llvm 19, bindgen-cli, rust-src; source: Debian's
 # linux-source-7.3 (pinned) + rust/ + patches/; build dir printed on stdout.
 KERNEL := tools/kernel

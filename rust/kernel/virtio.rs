@@ -8,9 +8,11 @@
 //! A virtio driver implements [`Driver`] and registers with [`module_virtio_driver!`](crate::module_virtio_driver).
 //! The virtio core negotiates the features listed in [`Driver::FEATURES`] before
 //! [`Driver::probe`] runs; the driver then sets up its virtqueues with
-//! [`virtqueue::Virtqueues::new`], marks the device ready and uses it. When the device is
-//! unbound, the adapter resets it after [`Driver::unbind`] returns, as the virtio core
-//! requires, and the driver's data (and with it the virtqueues) is dropped afterwards.
+//! [`virtqueue::Virtqueues::new`], marks the device ready and uses it. Virtqueues and
+//! shared memory regions carry the lifetime of the binding (`'bound`), so they cannot be
+//! used after it ends. When the device is unbound, the adapter calls [`Driver::unbind`],
+//! drops the driver's data (and with it the virtqueues) while the device still runs, and
+//! then resets the device, as the virtio core requires.
 
 pub mod shm;
 pub mod virtqueue;
@@ -86,22 +88,26 @@ macro_rules! virtio_device_table {
     };
 }
 
-/// A region of device memory exposed through a virtio shared memory capability.
+/// A region of device memory exposed through a virtio shared memory capability, reserved
+/// for the driver bound to the device (it shows in `/proc/iomem` under the driver's name).
 ///
-/// Only [`Device::shm_region`] creates one, so a [`shm::ShmMapping`] can only map memory a
-/// device exposes, never an arbitrary physical range.
+/// Only [`Device::shm_region`] creates one, from a bound device, and it lives no longer
+/// than that binding (`'bound`); so a [`shm::ShmMapping`] can only map memory a device
+/// exposes to its bound driver, never an arbitrary physical range, and never after unbind.
+/// Dropping the region releases the reservation.
 ///
 /// # Invariants
 ///
-/// `addr..addr + len` is a shared memory region the transport reported for a device, with
-/// `len > 0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShmRegion {
+/// `addr..addr + len` is a shared memory region the transport reported for a device that
+/// is bound for `'bound`, with `len > 0`; `reservation` holds exactly that range.
+pub struct ShmRegion<'bound> {
     addr: u64,
     len: u64,
+    _reservation: crate::io::resource::Region,
+    _bound: PhantomData<&'bound ()>,
 }
 
-impl ShmRegion {
+impl ShmRegion<'_> {
     /// Guest physical address of the region.
     pub fn addr(&self) -> u64 {
         self.addr
@@ -145,6 +151,10 @@ const fn id_table_is_valid(ids: &[DeviceId]) -> bool {
 /// ```
 pub trait Driver {
     /// The driver's private data, owned by the device while the driver is bound.
+    ///
+    /// At unbind it is dropped before the device is reset, while the device may still use
+    /// memory the driver gave it: memory the device may access must be freed only once the
+    /// device stopped (as [`virtqueue::Virtqueues`] does, resetting it first).
     type Data<'bound>: Send + 'bound;
 
     /// Devices this driver binds to, ending with [`DeviceId::terminator`].
@@ -159,7 +169,10 @@ pub trait Driver {
         dev: &'bound Device<device::Core<'_>>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
 
-    /// Called before the driver is unbound; the adapter resets the device afterwards.
+    /// Called when the driver is unbound, with the device still running. Afterwards the
+    /// adapter drops the driver's data (still before the reset, so that what the data owns,
+    /// such as a DRM device waiting for its ioctls, can finish its work with the device) and
+    /// then resets the device.
     fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         let _ = (dev, this);
     }
@@ -251,8 +264,16 @@ impl<T: Driver> Adapter<T> {
 
         T::unbind(dev, data);
 
+        // The driver's data goes while the device still runs: what it owns may need the device
+        // to finish (a DRM device, when unplugged, waits for the ioctls in flight, and those
+        // wait for the device's answers), and what it owns on the device (virtqueues) stops the
+        // device before its memory is freed. Nothing of the data is used after this.
+        // SAFETY: `probe_callback` stored a `Pin<KBox<T::Data<'_>>>` (see above); `data` was
+        // last used by `T::unbind`.
+        drop(unsafe { dev.as_ref().drvdata_obtain::<T::Data<'_>>() });
+
         // The virtio core expects the device to be reset when `remove` returns. Resetting also
-        // waits for running virtqueue callbacks, so none runs once the driver data is dropped.
+        // waits for running virtqueue callbacks.
         // SAFETY: `vdev` is a valid virtio device.
         unsafe { bindings::virtio_reset_device(vdev) };
     }
@@ -340,20 +361,42 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
         self.config_read(offset, &mut b);
         u32::from_le_bytes(b)
     }
-
-    /// The shared memory region `id`, if the device has one.
-    pub fn shm_region(&self, id: u8) -> Option<ShmRegion> {
-        let mut r = bindings::virtio_shm_region { addr: 0, len: 0 };
-        // SAFETY: `r` is a valid out-parameter; the device is valid.
-        let found = unsafe { bindings::virtio_get_shm_region(self.as_raw(), &mut r, id) };
-        (found && r.len != 0).then_some(ShmRegion {
-            addr: r.addr,
-            len: r.len,
-        })
-    }
 }
 
 impl Device<device::Bound> {
+    /// Reserves the shared memory region `id` for the bound driver, as `name` in
+    /// `/proc/iomem` (`request_mem_region()`), for as long as the binding lasts.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` if the device has no such region (or an empty one), `EBUSY` if someone else
+    /// reserved part of it, `ENOMEM`.
+    pub fn shm_region<'bound>(&'bound self, id: u8, name: &CStr) -> Result<ShmRegion<'bound>> {
+        use crate::io::resource::{Flags, Resource};
+
+        let mut r = bindings::virtio_shm_region { addr: 0, len: 0 };
+        // SAFETY: `r` is a valid out-parameter; the device is valid.
+        let found = unsafe { bindings::virtio_get_shm_region(self.as_raw(), &mut r, id) };
+        if !found || r.len == 0 {
+            return Err(ENOENT);
+        }
+        let name = crate::str::CString::try_from(name)?;
+        // SAFETY: `iomem_resource` is the root of the memory resource tree, a static that
+        // lives forever; the resource code locks the tree itself, and this reference is
+        // only used to request a region below it.
+        let iomem = unsafe { Resource::from_raw(&raw mut bindings::iomem_resource) };
+        let reservation = iomem
+            .request_region(r.addr, r.len, name, Flags::IORESOURCE_MEM)
+            .ok_or(EBUSY)?;
+        // INVARIANT: The transport reported `r` for this bound device; it is reserved.
+        Ok(ShmRegion {
+            addr: r.addr,
+            len: r.len,
+            _reservation: reservation,
+            _bound: PhantomData,
+        })
+    }
+
     /// The device that does DMA for this virtio device: its transport's device (for
     /// virtio-pci, the PCI function). A virtio device itself has no DMA ops.
     pub fn dma_device(&self) -> Option<&device::Device<device::Bound>> {

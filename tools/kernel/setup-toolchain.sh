@@ -2,7 +2,7 @@
 # Install (idempotently) what building the project's Rust-enabled guest kernel
 # needs: clang/lld/llvm 19 + libclang 19 from bookworm main, the usual kernel
 # build tools, bindgen-cli from crates.io (pinned), and rustup's rust-src.
-# See docs kernel-build-notes.md section 1.  Run as root.
+# See tools/kernel/README.md.  Run as root.
 set -euo pipefail
 # shellcheck source=tools/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"

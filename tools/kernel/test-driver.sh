@@ -76,12 +76,12 @@ done
 
 # The fence event path: the module with fenced_ccmds=1, where every synchronous ccmd waits
 # for a DMA fence signalled from the fence workqueue. The node fixture (which checks the
-# fence counters) and the interruption tests, one short boot.
+# fence counters), the interruption tests and unbinding under load, one short boot.
 frc=0
 VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
     --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-fenced" \
     --append kunit.enable=0 --timeout 300 \
-    --cmd "insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && /mnt/host/virtio_intel_test -f node -t signal_storm_leaks_nothing -t killed_process_leaks_nothing && rmmod virtio_intel" \
+    --cmd "insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && /mnt/host/virtio_intel_test -f node -t signal_storm_leaks_nothing -t killed_process_leaks_nothing -t hammer_while_rebinding && rmmod virtio_intel" \
     >"$out/fenced.log" 2>&1 || frc=$?
 fenced_log=$REPO_ROOT/build/vm/$tag-fenced/output.log
 fenced_pass=$(grep -E '^ok [0-9]+ ' "$fenced_log" 2>/dev/null | grep -vc '# SKIP')

@@ -93,7 +93,7 @@ esac
 
 if [[ $accel == kvm ]]; then
     # /dev/kvm on the project's machines is kvm-pvm, which cannot run a stock
-    # guest kernel (kernel-build-notes.md section 5).
+    # guest kernel (tools/kernel/README.md).
     if [[ ! -w /dev/kvm ]]; then
         log "NOTE: --accel kvm requested but /dev/kvm is not usable; falling back to TCG"; accel=tcg
     elif [[ -d /sys/module/kvm_pvm ]]; then

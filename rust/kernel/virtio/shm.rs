@@ -3,8 +3,9 @@
 //! Kernel mappings of a virtio shared memory region.
 //!
 //! A virtio device can expose memory that both the host and the guest access, through a
-//! shared memory region ([`super::ShmRegion`]). [`ShmMapping`] maps a window of such a
-//! region into the kernel. The host writes the memory concurrently, so every access is a
+//! shared memory region ([`super::ShmRegion`]), reserved by the driver bound to the device.
+//! [`ShmMapping`] maps a window of such a region into the kernel for as long as the binding
+//! lasts. The host writes the memory concurrently, so every access is a
 //! bounds-checked volatile load or store; [`ShmMapping::load_acquire_u32`] and
 //! [`ShmMapping::load_acquire_u64`] read a value the host publishes in one single-copy-atomic
 //! load and order every later read after it.
@@ -20,26 +21,30 @@ use crate::{
 };
 
 use super::ShmRegion;
+use core::marker::PhantomData;
 
-/// A write-back kernel mapping of `len` bytes at `offset` of a shared memory region.
+/// A write-back kernel mapping of `len` bytes at `offset` of a shared memory region, valid
+/// while the driver is bound to the device (`'bound`).
 ///
 /// # Invariants
 ///
-/// `ptr` is the start of a live `memremap` mapping of exactly `len` bytes (`len > 0`),
-/// unmapped only in `Drop`.
-pub struct ShmMapping {
+/// `ptr` is the start of a live `memremap` mapping of exactly `len` bytes (`len > 0`) of a
+/// shared memory region of a device bound for `'bound`, unmapped only in `Drop`.
+pub struct ShmMapping<'bound> {
     ptr: *mut u8,
     len: usize,
+    _bound: PhantomData<&'bound ()>,
 }
 
 // SAFETY: The mapping is plain memory accessed only through volatile, bounds-checked
 // operations; it can be used from any thread.
-unsafe impl Send for ShmMapping {}
+unsafe impl Send for ShmMapping<'_> {}
 // SAFETY: See `Send`: shared access is part of the model (the host writes concurrently).
-unsafe impl Sync for ShmMapping {}
+unsafe impl Sync for ShmMapping<'_> {}
 
-impl ShmMapping {
-    /// Maps `len` bytes at `offset` of `region` (write-back caching).
+impl<'bound> ShmMapping<'bound> {
+    /// Maps `len` bytes at `offset` of `region` (write-back caching), for as long as the
+    /// binding lasts.
     ///
     /// The caller must know that the host has memory behind that window (for virtio-gpu:
     /// after a successful `RESOURCE_MAP_BLOB`); reading an unbacked window is not unsafe but
@@ -49,7 +54,7 @@ impl ShmMapping {
     ///
     /// `EINVAL` when the window is empty or not inside the region, `ENOMEM` when the
     /// mapping fails.
-    pub fn new(region: &ShmRegion, offset: u64, len: usize) -> Result<Self> {
+    pub fn new(region: &ShmRegion<'bound>, offset: u64, len: usize) -> Result<Self> {
         let len64 = u64::try_from(len).map_err(|_| EINVAL)?;
         let end = offset.checked_add(len64).ok_or(EINVAL)?;
         if len == 0 || end > region.len() {
@@ -64,8 +69,12 @@ impl ShmMapping {
         if p.is_null() {
             return Err(ENOMEM);
         }
-        // INVARIANT: `p` maps `len` bytes.
-        Ok(Self { ptr: p.cast(), len })
+        // INVARIANT: `p` maps `len` bytes of the region of a device bound for `'bound`.
+        Ok(Self {
+            ptr: p.cast(),
+            len,
+            _bound: PhantomData,
+        })
     }
 
     /// Size of the mapping in bytes.
@@ -147,38 +156,45 @@ impl ShmMapping {
     /// A naturally aligned `T` at `offset`, as an atomic.
     fn atomic<T: AtomicType>(&self, offset: usize) -> Result<&Atomic<T>> {
         self.check(offset, size_of::<T>())?;
-        if offset % align_of::<T>() != 0 {
+        // SAFETY: `offset + size_of::<T>() <= len` (checked), so this stays in the mapping.
+        let p = unsafe { self.ptr.add(offset) };
+        // The mapping keeps the offset of its physical start within a page: check the address,
+        // not only `offset`.
+        if !(p as usize).is_multiple_of(align_of::<T>()) {
             return Err(EINVAL);
         }
-        // SAFETY: `offset..offset + size_of::<T>()` is inside the live mapping (checked), and
-        // `memremap` returns page-aligned memory, so the pointer is aligned for `T` (checked).
-        // The memory lives as long as `self`. The device writes it concurrently, which the
-        // atomic accesses of `Atomic` are for; this type never makes a non-volatile access.
-        Ok(unsafe { Atomic::from_ptr(self.ptr.add(offset).cast::<T>()) })
+        // SAFETY: `p..p + size_of::<T>()` is inside the live mapping and aligned for `T`
+        // (both checked). The memory lives as long as `self`. The device writes it
+        // concurrently, which the atomic accesses of `Atomic` are for; this type never makes
+        // a non-volatile access.
+        Ok(unsafe { Atomic::from_ptr(p.cast::<T>()) })
     }
 
-    /// Reads the little-endian `u32` the host publishes at `offset` (4-byte aligned) in one
-    /// single-copy-atomic load with acquire ordering: every later read of the mapping sees
-    /// at least what the host wrote before publishing that value.
+    /// Reads the little-endian `u32` the host publishes at `offset` (4-byte aligned in
+    /// memory) in one single-copy-atomic load with acquire ordering: every later read of the
+    /// mapping sees at least what the host wrote before publishing that value.
     ///
     /// # Errors
     ///
-    /// `EINVAL` if the range is outside the mapping or `offset` is not aligned.
+    /// `EINVAL` if the range is outside the mapping or not aligned.
     pub fn load_acquire_u32(&self, offset: usize) -> Result<u32> {
         Ok(u32::from_le(self.atomic::<u32>(offset)?.load(Acquire)))
     }
 
-    /// Like [`Self::load_acquire_u32`], for a `u64` at an 8-byte aligned `offset`.
+    /// Like [`Self::load_acquire_u32`], for an 8-byte aligned `u64`. Only where 64-bit
+    /// atomics are native: the lock-based `atomic64` emulation is not single-copy atomic
+    /// against the device's writes.
     ///
     /// # Errors
     ///
-    /// `EINVAL` if the range is outside the mapping or `offset` is not aligned.
+    /// `EINVAL` if the range is outside the mapping or not aligned.
+    #[cfg(not(CONFIG_GENERIC_ATOMIC64))]
     pub fn load_acquire_u64(&self, offset: usize) -> Result<u64> {
         Ok(u64::from_le(self.atomic::<u64>(offset)?.load(Acquire)))
     }
 }
 
-impl Drop for ShmMapping {
+impl Drop for ShmMapping<'_> {
     fn drop(&mut self) {
         // SAFETY: `ptr` came from `memremap` (invariant) and is not used after this.
         unsafe { bindings::memunmap(self.ptr.cast()) };

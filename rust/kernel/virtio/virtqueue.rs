@@ -4,7 +4,10 @@
 //!
 //! C header: [`include/linux/virtio.h`](srctree/include/linux/virtio.h).
 //!
-//! A driver owns its virtqueues through [`Virtqueues`], created in probe. Each buffer the
+//! A driver owns its virtqueues through [`Virtqueues`], created in probe and living no
+//! longer than the binding (`'bound`): keep them in the driver's device data or in data
+//! reached through a registration guard, so nothing can queue on a device that is gone.
+//! Each buffer the
 //! driver hands to the device is a [`Request`] in a [`KBox`]: the box owns the memory the
 //! device reads and writes, the queue owns the box while the device uses it, and the
 //! driver's [`Handler`] gets it back when the device is done with it. Requests that are
@@ -18,11 +21,13 @@ use crate::{
     prelude::*,
     sync::{
         aref::ARef,
-        Arc,
         SpinLockIrq, //
     },
 };
-use core::ptr;
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
 
 use super::Device;
 
@@ -60,32 +65,36 @@ pub trait Handler: Send + Sync + 'static {
     fn complete(&self, index: u32, req: KBox<Self::Request>, written: u32);
 }
 
-/// The virtqueues of a device.
+/// The virtqueues of a device while a driver is bound to it (`'bound`).
+///
+/// There is one set per binding, created in probe. It cannot outlive the binding, so no
+/// request can be queued on a device after its driver was unbound.
 ///
 /// # Invariants
 ///
 /// `vqs` are the virtqueues the transport created for `vdev` with callbacks that find
 /// `self` through `vdev->priv`; they stay valid until `self` is dropped. Every token queued
-/// on them is a `KBox<H::Request>` turned into a raw pointer.
+/// on them is a `KBox<H::Request>` turned into a raw pointer. `vdev` is bound for `'bound`.
 #[pin_data(PinnedDrop)]
-pub struct Virtqueues<H: Handler> {
+pub struct Virtqueues<'bound, H: Handler> {
     vdev: ARef<Device>,
     vqs: KVec<usize>,
     #[pin]
     lock: SpinLockIrq<()>,
     handler: H,
+    _bound: PhantomData<&'bound ()>,
 }
 
 // SAFETY: The raw virtqueue pointers are only used under `lock`, and `H` is `Send + Sync`.
-unsafe impl<H: Handler> Send for Virtqueues<H> {}
+unsafe impl<H: Handler> Send for Virtqueues<'_, H> {}
 // SAFETY: See `Send`.
-unsafe impl<H: Handler> Sync for Virtqueues<H> {}
+unsafe impl<H: Handler> Sync for Virtqueues<'_, H> {}
 
 const VIRTIO_CONFIG_S_DRIVER_OK: u8 = 4;
 
-impl<H: Handler> Virtqueues<H> {
+impl<'bound, H: Handler> Virtqueues<'bound, H> {
     /// Finds the device's virtqueues, one per name, with `handler` receiving finished
-    /// requests.
+    /// requests. Called in probe; the result lives at most as long as the binding.
     ///
     /// # Errors
     ///
@@ -93,10 +102,10 @@ impl<H: Handler> Virtqueues<H> {
     /// `find_vqs` returns (for example `ENOENT` when the device has fewer queues), or
     /// `ENOMEM`.
     pub fn new(
-        dev: &Device<device::Core<'_>>,
+        dev: &'bound Device<device::Core<'_>>,
         names: &[&'static CStr],
         handler: H,
-    ) -> Result<Arc<Self>> {
+    ) -> Result<Pin<KBox<Self>>> {
         let n = u32::try_from(names.len()).map_err(|_| EINVAL)?;
         // One set of virtqueues per binding: a second would take over `priv` (and the first
         // set's callbacks) while the first is still alive.
@@ -129,12 +138,13 @@ impl<H: Handler> Virtqueues<H> {
             let _ = vqs.push(*p as usize, GFP_KERNEL);
         }
         let vdev: &Device = dev;
-        let this = Arc::pin_init(
+        let this = KBox::pin_init(
             try_pin_init!(Self {
                 vdev: vdev.into(),
                 vqs,
                 lock <- new_spinlock_irq!(()),
                 handler,
+                _bound: PhantomData,
             }),
             GFP_KERNEL,
         );
@@ -311,11 +321,11 @@ impl<H: Handler> Virtqueues<H> {
 }
 
 #[pinned_drop]
-impl<H: Handler> PinnedDrop for Virtqueues<H> {
+impl<H: Handler> PinnedDrop for Virtqueues<'_, H> {
     fn drop(self: Pin<&mut Self>) {
         let vdev = self.vdev.as_raw();
         // A device that is still live must stop using our buffers before they are freed.
-        // (After an unbind the adapter has reset it already.)
+        // (At unbind the driver data, and with it this, goes before the adapter resets it.)
         // SAFETY: `vdev` is valid: we hold a reference.
         if unsafe { bindings::virtio_get_status(vdev) } & VIRTIO_CONFIG_S_DRIVER_OK != 0 {
             // SAFETY: As above; resetting also waits for running callbacks.

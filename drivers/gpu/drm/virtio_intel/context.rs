@@ -20,8 +20,12 @@
 //! the host: it is reused only once the host answered that command or published a later
 //! seqno.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 use kernel::{
+    dma_fence::Fence,
     new_condvar,
     new_mutex,
     prelude::*,
@@ -35,7 +39,11 @@ use kernel::{
         msecs_to_jiffies,
         Jiffies, //
     },
-    virtio::shm::ShmMapping, //
+    virtio::shm::ShmMapping,
+    xarray::{
+        AllocKind,
+        XArray, //
+    }, //
 };
 
 use crate::{
@@ -47,7 +55,11 @@ use crate::{
         SHMEM_RSP_MEM_OFFSET,
         SHMEM_SEQNO, //
     },
-    fence::Timeline,
+    driver::Bound,
+    fence::{
+        FenceEvent,
+        Timeline, //
+    },
     hostmem::RangeAllocator,
     protocol::{
         CtxCreate,
@@ -66,6 +78,8 @@ use crate::{
     },
     transport::{
         Abandoned,
+        ControlQueue,
+        Pending,
         Wait,
         COMMAND_TIMEOUT_MS, //
     },
@@ -80,10 +94,48 @@ const SLOT_ALIGN: u64 = 8;
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
+/// The kernel mappings of the host contexts' response pages, by virtio context id. They
+/// live in the registration data ([`Bound`]), so they go with the binding.
+pub(crate) struct ResponsePages<'bound> {
+    map: Pin<KBox<XArray<KBox<Arc<ShmMapping<'bound>>>>>>,
+}
+
+impl<'bound> ResponsePages<'bound> {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            map: KBox::pin_init(XArray::new(AllocKind::Alloc), GFP_KERNEL)?,
+        })
+    }
+
+    fn insert(&self, ctx: u32, page: ShmMapping<'bound>) -> Result {
+        let page = KBox::new(Arc::new(page, GFP_KERNEL)?, GFP_KERNEL)?;
+        let old = self
+            .map
+            .lock()
+            .store(ctx as usize, page, GFP_KERNEL)
+            .map_err(|e| e.error)?;
+        // Context ids are unique among live contexts: there was nothing.
+        drop(old);
+        Ok(())
+    }
+
+    fn get(&self, ctx: u32) -> Option<Arc<ShmMapping<'bound>>> {
+        self.map.lock().get(ctx as usize).map(|p| (*p).clone())
+    }
+
+    fn remove(&self, ctx: u32) {
+        let page = self.map.lock().remove(ctx as usize);
+        // Unmapped here, outside the array's spinlock.
+        drop(page);
+    }
+}
+
 /// A host context, from the moment its creation is queued.
 ///
-/// The flags say which host objects may exist, and `Drop` releases exactly those, so a
-/// value left half-built by an error or a signal in [`HostContext::new`] cleans up too.
+/// The flags say which host objects may exist, and [`HostContext::teardown`] releases
+/// exactly those, so a value left half-built by an error or a signal in
+/// [`HostContext::new`] cleans up too. The response page is mapped in [`Bound::pages`]
+/// under `ctx_id`.
 ///
 /// # Invariants
 ///
@@ -91,7 +143,7 @@ const ORPHAN_RECHECK_MS: u32 = 5;
 /// - `blob_created`: `RESOURCE_CREATE_BLOB` for `shmem_res` was queued;
 /// - `mapped`: `RESOURCE_MAP_BLOB` for it was queued at `shmem_off`, a window range this
 ///   context holds (`shmem_off != u64::MAX` whenever the range is allocated);
-/// - `shm`, when set, maps that range, behind which the host mapped the response blob.
+/// - once `torn_down`, the ids and the range are no longer this context's.
 pub(crate) struct HostContext {
     shared: Arc<Shared>,
     ctx_id: u32,
@@ -99,7 +151,7 @@ pub(crate) struct HostContext {
     shmem_off: u64,
     blob_created: bool,
     mapped: bool,
-    shm: Option<ShmMapping>,
+    torn_down: AtomicBool,
     calls: Pin<KBox<Calls>>,
     /// The fences of ring 0, which fenced ccmds use.
     ring0: Arc<Timeline>,
@@ -189,15 +241,19 @@ impl HostContext {
     /// Creates a host context named `name` for the calling task.
     ///
     /// Every host object is recorded in `Self` before its command is queued, so an error or
-    /// a signal at any step leaves a value whose `Drop` releases whatever the host may have
-    /// created.
+    /// a signal at any step leaves a value whose [`Self::teardown`] releases whatever the
+    /// host may have created; it runs here on error.
     ///
     /// # Errors
     ///
-    /// `ENODEV` after unbind, `ENOSPC` when the host-visible window is full, `EIO` when the
-    /// host refuses or answers nonsense, or the transport's errors (`ERESTARTSYS`,
-    /// `ETIMEDOUT`).
-    pub(crate) fn new(shared: &Arc<Shared>, name: &[u8], client: Client) -> Result<Self> {
+    /// `ENOSPC` when the host-visible window is full, `EIO` when the host refuses or answers
+    /// nonsense, or the transport's errors (`ERESTARTSYS`, `ETIMEDOUT`).
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        bound: &Bound<'_>,
+        name: &[u8],
+        client: Client,
+    ) -> Result<Self> {
         let ctx_id = shared.new_ctx_id()?;
         let shmem_res = match shared.new_res_id() {
             Ok(r) => r,
@@ -231,7 +287,7 @@ impl HostContext {
                 return Err(e);
             }
         };
-        // From here on `Drop` (which forgets the client and the ids) undoes what was done.
+        // From here on `teardown` (which forgets the client and the ids) undoes what was done.
         let mut this = Self {
             shared: shared.clone(),
             ctx_id,
@@ -239,27 +295,38 @@ impl HostContext {
             shmem_off: u64::MAX,
             blob_created: false,
             mapped: false,
-            shm: None,
+            torn_down: AtomicBool::new(false),
             calls,
             ring0,
         };
         shared.stats.contexts.fetch_add(1, Ordering::Relaxed);
-        shared.with_queue(|q| q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name)))?;
-        this.blob_created = true;
+        match this.create(bound, name) {
+            Ok(()) => Ok(this),
+            Err(e) => {
+                this.teardown(Some(bound));
+                Err(e)
+            }
+        }
+    }
+
+    /// The host objects of [`Self::new`], each recorded before its command is queued.
+    fn create(&mut self, bound: &Bound<'_>, name: &[u8]) -> Result {
+        let (q, ctx_id, shmem_res) = (&bound.queue, self.ctx_id, self.shmem_res);
+        let shared = self.shared.clone();
+        q.call(&CtxCreate::new(ctx_id, CAPSET_DRM, name))?;
+        self.blob_created = true;
         shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
-        shared.with_queue(|q| {
-            q.call(&ResourceCreateBlob::host3d(
-                ctx_id,
-                shmem_res,
-                BLOB_FLAG_USE_MAPPABLE,
-                0,
-                SHMEM_SIZE as u64,
-            ))
-        })?;
+        q.call(&ResourceCreateBlob::host3d(
+            ctx_id,
+            shmem_res,
+            BLOB_FLAG_USE_MAPPABLE,
+            0,
+            SHMEM_SIZE as u64,
+        ))?;
         let off = shared.alloc_hostmem(SHMEM_SIZE as u64)?;
-        this.shmem_off = off;
-        this.mapped = true;
-        let map = shared.with_queue(|q| q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off)))?;
+        self.shmem_off = off;
+        self.mapped = true;
+        let map = q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off))?;
         if map.cache() != MAP_CACHE_CACHED {
             // The response page is read through a write-back mapping.
             kernel::pr_warn_once!(
@@ -268,7 +335,7 @@ impl HostContext {
             );
             return Err(EIO);
         }
-        let shm = ShmMapping::new(&shared.hostmem, off, SHMEM_SIZE)?;
+        let shm = ShmMapping::new(&bound.hostmem, off, SHMEM_SIZE)?;
         let rsp_off = shm.read_u32(SHMEM_RSP_MEM_OFFSET)?;
         if rsp_off != RSP_MEM_OFFSET {
             kernel::pr_warn_once!(
@@ -277,12 +344,10 @@ impl HostContext {
                 rsp_off,
                 RSP_MEM_OFFSET
             );
-            this.shm = Some(shm);
             return Err(EIO);
         }
-        this.calls.submit.lock().seqno = shm.read_u32(SHMEM_SEQNO)?;
-        this.shm = Some(shm);
-        Ok(this)
+        self.calls.submit.lock().seqno = shm.load_acquire_u32(SHMEM_SEQNO)?;
+        bound.pages.insert(ctx_id, shm)
     }
 
     /// Largest payload a QUERY item can return through the response page.
@@ -296,16 +361,16 @@ impl HostContext {
     ///
     /// `EINVAL` if the response cannot fit, `EIO` when the host rejected the ccmd or its
     /// answer fails validation, `ETIMEDOUT` when no slot or answer came in time,
-    /// `ERESTARTSYS` on a signal, `ENODEV` after unbind.
-    pub(crate) fn call<C: Ccmd>(&self, c: &C) -> Result<C::Response> {
-        let shm = self.shm.as_ref().ok_or(EIO)?;
+    /// `ERESTARTSYS` on a signal.
+    pub(crate) fn call<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
+        let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
         let size = c.response_size();
         if size > AREA_LEN {
             return Err(EINVAL);
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        let area_off = self.take_slot(shm, size, &mut left)?;
-        let r = self.call_in_slot(shm, c, area_off, size, &mut left);
+        let area_off = self.take_slot(&shm, size, &mut left)?;
+        let r = self.call_in_slot(&bound.queue, &shm, c, area_off, size, &mut left);
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -334,7 +399,7 @@ impl HostContext {
 
     /// Allocates a response slot of `size` bytes; waits (bounded by `left`) while the area
     /// is full.
-    fn take_slot(&self, shm: &ShmMapping, size: usize, left: &mut Jiffies) -> Result<u64> {
+    fn take_slot(&self, shm: &ShmMapping<'_>, size: usize, left: &mut Jiffies) -> Result<u64> {
         let mut g = self.calls.slots.lock();
         // Room for every caller in line to record a give-up, so leaving it cannot fail.
         let in_line = usize::try_from(g.next - g.serving).map_err(|_| ENOMEM)?;
@@ -388,11 +453,76 @@ impl HostContext {
         self.calls.freed.notify_all();
     }
 
+    /// Queues `c` (its answer going to `rsp_off`) with the next seqno and, when ccmds are
+    /// fenced, the next fence id, under the submit lock, which fixes their order on the
+    /// queue. Returns the pending answer, the seqno and the fence; `event` is left set if
+    /// the fenced command was not queued.
+    fn enqueue<C: Ccmd>(
+        &self,
+        q: &ControlQueue<'_>,
+        c: &C,
+        rsp_off: u32,
+        left: &mut Jiffies,
+        event: &mut Option<FenceEvent>,
+    ) -> Result<(Pending<Submit3d>, u32, Option<Fence>)> {
+        let mut s = self.calls.submit.lock();
+        let seqno = s.seqno.wrapping_add(1);
+        let bytes = ccmd::encode(c, seqno, rsp_off)?;
+        let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
+        let (submit, fence) = if crate::module_parameters::fenced_ccmds.value() {
+            let id = s.fence + 1;
+            let (fence, ev) = self.ring0.emit(id)?;
+            *event = Some(ev);
+            // Used even if the command is not queued: the timeline saw it, and the host
+            // retires ids with `<=`, so a gap is harmless.
+            s.fence = id;
+            (Submit3d::fenced(self.ctx_id, len, id, 0), Some(fence))
+        } else {
+            (Submit3d::unfenced(self.ctx_id, len), None)
+        };
+        let pending = q.send(&submit, &bytes, event, Wait::Interruptible, left)?;
+        s.seqno = seqno;
+        Ok((pending, seqno, fence))
+    }
+
+    /// Queues `c` (its answer going to `rsp_off`) with the next seqno, and waits for it.
+    /// The outer error means nothing was queued; the inner one carries the seqno of a
+    /// queued ccmd whose wait failed, and the handle that tells when the device answered.
+    fn queue_and_wait<C: Ccmd>(
+        &self,
+        q: &ControlQueue<'_>,
+        c: &C,
+        rsp_off: u32,
+        left: &mut Jiffies,
+    ) -> Result<core::result::Result<u32, FailedWait>> {
+        // An event whose command was not queued is dropped (failing its fence) only after
+        // the submit lock is released.
+        let mut event = None;
+        let queued = self.enqueue(q, c, rsp_off, left, &mut event);
+        drop(event);
+        let (pending, seqno, fence) = queued?;
+        let done = pending.abandoned();
+        // A fenced ccmd is done when its fence signals (from the fence workqueue);
+        // the answer is there by then.
+        let pending = match fence {
+            Some(f) => match f.wait_timeout(true, pending.left().max(1)) {
+                Ok(left) => pending.with_left(left),
+                Err(e) => return Ok(Err((e, seqno, done))),
+            },
+            None => pending,
+        };
+        Ok(pending
+            .wait(Wait::Interruptible)
+            .map(|_| seqno)
+            .map_err(|e| (e, seqno, done)))
+    }
+
     /// Queues `c` with its answer in the slot at `area_off` of the response area and waits;
     /// returns the slot's bytes.
     fn call_in_slot<C: Ccmd>(
         &self,
-        shm: &ShmMapping,
+        q: &ControlQueue<'_>,
+        shm: &ShmMapping<'_>,
         c: &C,
         area_off: u64,
         size: usize,
@@ -409,46 +539,7 @@ impl HostContext {
         shm.write(slot, &head).map_err(Abandon::NotQueued)?;
 
         let seqno = self
-            .shared
-            .with_queue(|q| {
-                let (pending, seqno, fence) = {
-                    let mut s = self.calls.submit.lock();
-                    let seqno = s.seqno.wrapping_add(1);
-                    let bytes = ccmd::encode(c, seqno, rsp_off)?;
-                    let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
-                    let (submit, fence, event) = if crate::module_parameters::fenced_ccmds.value() {
-                        let id = s.fence + 1;
-                        let (fence, event) = self.ring0.emit(id)?;
-                        // Used even if the command is not queued: the timeline saw it, and
-                        // the host retires ids with `<=`, so a gap is harmless.
-                        s.fence = id;
-                        (
-                            Submit3d::fenced(self.ctx_id, len, id, 0),
-                            Some(fence),
-                            Some(event),
-                        )
-                    } else {
-                        (Submit3d::unfenced(self.ctx_id, len), None, None)
-                    };
-                    let pending = q.send(&submit, &bytes, event, Wait::Interruptible, left)?;
-                    s.seqno = seqno;
-                    (pending, seqno, fence)
-                };
-                let done = pending.abandoned();
-                // A fenced ccmd is done when its fence signals (from the fence workqueue);
-                // the answer is there by then.
-                let pending = match fence {
-                    Some(f) => match f.wait_timeout(true, pending.left().max(1)) {
-                        Ok(left) => pending.with_left(left),
-                        Err(e) => return Ok(Err((e, seqno, done))),
-                    },
-                    None => pending,
-                };
-                Ok(pending
-                    .wait(Wait::Interruptible)
-                    .map(|_| seqno)
-                    .map_err(|e| (e, seqno, done)))
-            })
+            .queue_and_wait(q, c, rsp_off, left)
             .map_err(Abandon::NotQueued)?
             .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, Some(done)))?;
 
@@ -478,6 +569,10 @@ impl HostContext {
     }
 }
 
+/// A queued ccmd whose wait failed: the error, its seqno, and the handle that tells when
+/// the device answered.
+type FailedWait = (Error, u32, Abandoned);
+
 /// Why a ccmd failed, and whether the host may still write its slot.
 enum Abandon {
     /// The host is done with the slot, or never got the ccmd.
@@ -497,21 +592,34 @@ fn settled(r: &Result) -> bool {
     }
 }
 
-impl Drop for HostContext {
-    fn drop(&mut self) {
-        // Unmap our view first; then destroy the context and release the blob, which
-        // outlives the context on the host. Each step is tried even if an earlier one
-        // failed, so nothing the host still holds is forgotten. The waits are bounded but
-        // not interruptible: a process being killed still closes its files.
-        self.shm = None;
+impl HostContext {
+    /// Releases the host objects of this context, once. With `bound`, through the device;
+    /// with `None` the device is gone (unbinding resets it, so the host dropped everything
+    /// it held for this context) and only the bookkeeping is undone.
+    ///
+    /// Each step is tried even if an earlier one failed, so nothing the host still holds is
+    /// forgotten. The waits are bounded but not interruptible: a process being killed still
+    /// closes its files.
+    pub(crate) fn teardown(&self, bound: Option<&Bound<'_>>) {
+        if self.torn_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let (ctx, res) = (self.ctx_id, self.shmem_res);
         let stats = &self.shared.stats;
-        let teardown = |cmd: &dyn Fn(&crate::transport::ControlQueue) -> Result| {
-            let r = self.shared.with_queue(|q| cmd(q));
-            if let Err(e) = r {
-                pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
+        // Unmap our view first; then destroy the context and release the blob, which
+        // outlives the context on the host.
+        if let Some(b) = bound {
+            b.pages.remove(ctx);
+        }
+        let teardown = |cmd: &dyn Fn(&ControlQueue<'_>) -> Result| match bound {
+            Some(b) => {
+                let r = cmd(&b.queue);
+                if let Err(e) = r {
+                    pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
+                }
+                settled(&r)
             }
-            settled(&r)
+            None => true,
         };
         // An id is reused only once the host released what it named; otherwise it stays
         // taken, like a quarantined window range.
@@ -549,6 +657,21 @@ impl Drop for HostContext {
             }
         }
         stats.remove_client(ctx);
+    }
+}
+
+impl Drop for HostContext {
+    fn drop(&mut self) {
+        // Files tear their context down when closed, and `new` on error: this is a bug
+        // guard. The host may still hold the objects, so their ids and window range stay
+        // taken; the counters keep showing them.
+        if !*self.torn_down.get_mut() {
+            kernel::pr_warn_once!(
+                "virtio_intel: host context {} dropped without teardown\n",
+                self.ctx_id
+            );
+            self.shared.stats.remove_client(self.ctx_id);
+        }
     }
 }
 

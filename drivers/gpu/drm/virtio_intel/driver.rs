@@ -21,6 +21,7 @@ use kernel::{
 };
 
 use crate::{
+    context::ResponsePages,
     file::File,
     gem::Bo,
     protocol::{
@@ -73,13 +74,30 @@ kernel::virtio_device_table!(
 /// The virtio-intel driver.
 pub(crate) struct VirtioIntelDriver;
 
+/// What touches the device, for as long as the driver is bound to it: the DRM registration
+/// data. Ioctls get it from the DRM core inside a registration guard, and a file being
+/// closed enters one; unbind unplugs the DRM device, which waits for every guard, before
+/// this is dropped.
+///
+/// Field order matters: the response pages are unmapped before the queue goes, and the
+/// queue (dropping it resets the device, so the host forgets every object) before the
+/// region's reservation is released.
+pub(crate) struct Bound<'bound> {
+    /// The kernel mappings of the host contexts' response pages.
+    pub(crate) pages: ResponsePages<'bound>,
+    /// The control queue.
+    pub(crate) queue: ControlQueue<'bound>,
+    /// The host-visible memory region, reserved.
+    pub(crate) hostmem: virtio::ShmRegion<'bound>,
+}
+
 /// Per-device state while the driver is bound.
 ///
-/// Field order matters: the DRM registration goes first (unplugging the DRM device ends
-/// every ioctl), then the shared state.
+/// Dropping the DRM registration unplugs the DRM device, which waits for every ioctl and
+/// every other registration guard, then drops its registration data, [`Bound`]. The shared
+/// state is the DRM device's data and lives as long as its files.
 pub(crate) struct DeviceData<'bound> {
     _reg: drm::Registration<'bound, VirtioIntelDriver>,
-    shared: Arc<Shared>,
     /// `/sys/kernel/debug/virtio_intel-<N>/live`: the counters of [`Stats`] and the task of
     /// each host context.
     _live: Pin<KBox<debugfs::File<Arc<Stats>>>>,
@@ -101,17 +119,12 @@ impl virtio::Driver for VirtioIntelDriver {
     ) -> impl PinInit<DeviceData<'bound>, Error> + 'bound {
         DeviceData::probe(dev).inspect_err(|e| dev_err!(dev.as_ref(), "not binding: {:?}\n", e))
     }
-
-    fn unbind<'bound>(_dev: &'bound virtio::Device<Core<'_>>, this: Pin<&DeviceData<'bound>>) {
-        // Files may outlive the binding: cut them off from the queue before it goes.
-        drop(this.shared.revoke());
-    }
 }
 
 #[vtable]
 impl drm::Driver for VirtioIntelDriver {
     type Data = Arc<Shared>;
-    type RegistrationData<'a> = ();
+    type RegistrationData<'a> = Bound<'a>;
     type File = File;
     type Object = gem::Object<Bo>;
     type ParentDevice<Ctx: DeviceContext> = virtio::Device<Ctx>;
@@ -147,13 +160,24 @@ impl<'bound> DeviceData<'bound> {
                 return Err(ENODEV);
             }
         }
-        let hostmem = dev.shm_region(SHM_ID_HOST_VISIBLE).ok_or_else(|| {
-            dev_info!(
-                dev.as_ref(),
-                "no host-visible memory region: blobs cannot be mapped\n"
-            );
-            ENODEV
-        })?;
+        let hostmem = dev
+            .shm_region(SHM_ID_HOST_VISIBLE, c"virtio_intel-host-visible")
+            .map_err(|e| {
+                if e == ENOENT {
+                    dev_info!(
+                        dev.as_ref(),
+                        "no host-visible memory region: blobs cannot be mapped\n"
+                    );
+                    ENODEV
+                } else {
+                    dev_err!(
+                        dev.as_ref(),
+                        "cannot reserve the host-visible memory region: {:?}\n",
+                        e
+                    );
+                    e
+                }
+            })?;
         let blob_alignment = if dev.has_feature(F_BLOB_ALIGNMENT) {
             u64::from(dev.config_read_le32(CONFIG_BLOB_ALIGNMENT)).max(4096)
         } else {
@@ -218,12 +242,17 @@ impl<'bound> DeviceData<'bound> {
             blob_alignment,
             info.max_version()
         );
-        let shared = Shared::new(identity, hostmem, blob_alignment, ctrl)?;
+        let shared = Shared::new(identity, hostmem.len(), blob_alignment)?;
         let drm =
             drm::UnregisteredDevice::<VirtioIntelDriver>::new(dev, Ok::<_, Error>(shared.clone()))?;
+        let bound = Bound {
+            pages: ResponsePages::new()?,
+            queue: ctrl,
+            hostmem,
+        };
         // SAFETY: The registration is stored in the driver data and dropped with it; it is
         // never leaked.
-        let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, (), 0)? };
+        let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, bound, 0)? };
         let name = CString::try_from_fmt(fmt!("virtio_intel-{}", dev.index()))?;
         let dir = debugfs::Dir::new(&name);
         let live = KBox::pin_init(
@@ -234,7 +263,6 @@ impl<'bound> DeviceData<'bound> {
         )?;
         Ok(Self {
             _reg: reg,
-            shared,
             _live: live,
             _debugfs: dir,
         })

@@ -16,7 +16,7 @@
 //! 3. the work signals, in id order, every fence up to the retired id. Nothing polls.
 //!
 //! A command that is never answered (it could not be queued, or the device was reset
-//! with it in flight) drops its event, which fails its fence with `ENODEV`. Fences of one
+//! with it in flight) drops its event, which fails its fence with `ECANCELED`. Fences of one
 //! timeline signal in id order even then: a failed fence waits for the ones before it.
 
 use core::sync::atomic::{
@@ -38,7 +38,7 @@ use kernel::{
         SpinLockIrq, //
     },
     workqueue::{
-        Queue,
+        OwnedQueue,
         Work,
         WorkItem, //
     }, //
@@ -71,6 +71,10 @@ struct State {
     retired: u64,
     /// The highest id emitted.
     last: u64,
+    /// Someone is signalling: only one caller signals at a time, so that fences leave
+    /// `pending` and signal in the same order. Others only record, and the signaller looks
+    /// again before it stops.
+    signalling: bool,
 }
 
 /// The fences of one ring of one host context.
@@ -120,6 +124,7 @@ impl Timeline {
                     pending: KVec::new(),
                     retired: 0,
                     last: 0,
+                    signalling: false,
                 }),
                 work <- new_work!("virtio_intel::Timeline::work"),
             }),
@@ -129,27 +134,53 @@ impl Timeline {
 
     /// Creates the fence of a command about to be queued with fence id `id`, which must be
     /// higher than every id emitted before. Returns the fence for waiters and the event to
-    /// queue with the command.
+    /// queue with the command. Callers serialise their `emit`s (the context's submit lock
+    /// does), which is what orders the ids.
     ///
     /// # Errors
     ///
-    /// `EINVAL` when `id` does not increase, `ENOMEM`.
+    /// `EINVAL` when `id` does not increase, `ENOMEM`. On error no fence was created.
     pub(crate) fn emit(self: &Arc<Self>, id: u64) -> Result<(Fence, FenceEvent)> {
+        // Room first, allocated outside the interrupt-safe lock: the push below then cannot
+        // fail, so a fence once created is always recorded (dropping it would signal it out
+        // of order).
+        loop {
+            let (len, cap) = {
+                let g = self.state.lock();
+                if id <= g.last {
+                    return Err(EINVAL);
+                }
+                (g.pending.len(), g.pending.capacity())
+            };
+            if len < cap {
+                break;
+            }
+            let mut bigger = KVec::with_capacity((cap * 2).max(8), GFP_KERNEL)?;
+            let mut g = self.state.lock();
+            if g.pending.len() == g.pending.capacity() && g.pending.len() <= bigger.capacity() {
+                // Moving the entries does not allocate: `bigger` has room for them all.
+                for e in g.pending.drain_all() {
+                    let _ = bigger.push_within_capacity(e);
+                }
+                g.pending = bigger;
+            }
+        }
         let fence = self.fences.new_fence(id)?;
         let waiter = fence.fence();
         {
             let mut g = self.state.lock();
-            if id <= g.last {
-                return Err(EINVAL);
-            }
-            g.pending.push(
-                Entry {
+            // Serialised `emit`s: nobody used the room or the id meanwhile (others only
+            // remove entries).
+            if g.pending
+                .push_within_capacity(Entry {
                     id,
                     fence,
                     error: None,
-                },
-                GFP_ATOMIC,
-            )?;
+                })
+                .is_err()
+            {
+                return Err(ENOMEM);
+            }
             g.last = id;
         }
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
@@ -176,21 +207,33 @@ impl Timeline {
         }
     }
 
-    /// Signals, in id order, every fence the host is done with.
+    /// Signals, in id order, every fence the host is done with. If another caller is
+    /// signalling, leaves it to that one, which looks at the list again before it stops.
     fn signal_ready(&self) {
+        {
+            let mut g = self.state.lock();
+            if g.signalling {
+                return;
+            }
+            g.signalling = true;
+        }
         loop {
             let entry = {
                 let mut g = self.state.lock();
                 let retired = g.retired;
                 match g.pending.first() {
                     Some(e) if e.id <= retired || e.error.is_some() => g.pending.remove(0).ok(),
-                    _ => None,
+                    _ => {
+                        g.signalling = false;
+                        None
+                    }
                 }
             };
             let Some(entry) = entry else {
                 return;
             };
-            // Signalled outside the lock: callbacks run from here.
+            // Signalled outside the lock (callbacks run from here); still in order, as the
+            // only signaller.
             entry.fence.signal(entry.error.map_or(Ok(()), Err));
             self.stats.signalled.fetch_add(1, Ordering::Relaxed);
         }
@@ -206,7 +249,7 @@ impl Timeline {
 /// The fence of one queued command, delivered when the host answers it.
 ///
 /// Dropped without being retired (the command was never queued, or the device was reset
-/// while it was in flight), it fails its fence with `ENODEV`.
+/// while it was in flight), it fails its fence with `ECANCELED`.
 pub(crate) struct FenceEvent {
     timeline: Option<Arc<Timeline>>,
     id: u64,
@@ -216,7 +259,7 @@ impl FenceEvent {
     /// The host answered the command: with success (`result` is `Ok`) its fence and every
     /// earlier one of the timeline are retired. Queues the signalling on `queue`. Callable
     /// from the virtqueue interrupt.
-    pub(crate) fn retire(mut self, result: Result, queue: &Queue) {
+    pub(crate) fn retire(mut self, result: Result, queue: &OwnedQueue) {
         if let Some(t) = self.timeline.take() {
             t.record(self.id, result);
             // Already queued: that run will see this id too.
@@ -228,7 +271,7 @@ impl FenceEvent {
 impl Drop for FenceEvent {
     fn drop(&mut self) {
         if let Some(t) = self.timeline.take() {
-            t.record(self.id, Err(ENODEV));
+            t.record(self.id, Err(ECANCELED));
             // Never answered, so nothing else will signal it: do it here (still after every
             // earlier fence of the timeline).
             t.signal_ready();
@@ -239,10 +282,7 @@ impl Drop for FenceEvent {
 #[kunit_tests(virtio_intel_fence)]
 mod tests {
     use super::*;
-    use kernel::workqueue::{
-        OwnedQueue,
-        QueueFlags, //
-    };
+    use kernel::workqueue::QueueFlags;
 
     fn queue() -> Result<OwnedQueue> {
         OwnedQueue::new(c"kunit-vi-fence", QueueFlags::UNBOUND, 0)
@@ -290,6 +330,53 @@ mod tests {
     }
 
     #[test]
+    fn many_fences_signal_in_id_order() -> Result {
+        use core::sync::atomic::AtomicBool;
+
+        let wq = queue()?;
+        let t = Timeline::new(3, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let last = Arc::new(AtomicU64::new(0), GFP_KERNEL)?;
+        let in_order = Arc::new(AtomicBool::new(true), GFP_KERNEL)?;
+        let mut fences = KVec::new();
+        let mut events = KVec::new();
+        // More than the first allocation of `pending`, so it grows on the way.
+        for id in 1..=20u64 {
+            let (f, e) = t.emit(id)?;
+            let (l, ok) = (last.clone(), in_order.clone());
+            // SAFETY: Every fence is signalled before this test returns (the module stays).
+            unsafe {
+                f.on_signal(move |_| {
+                    if l.swap(id, Ordering::Relaxed) != id - 1 {
+                        ok.store(false, Ordering::Relaxed);
+                    }
+                })
+            }?;
+            fences.push(f, GFP_KERNEL)?;
+            events.push(Some(e), GFP_KERNEL)?;
+        }
+        // Some never answered (failed at once), the host retires the others out of order.
+        for id in [15usize, 3, 9] {
+            drop(events[id - 1].take());
+        }
+        for id in [20usize, 7] {
+            if let Some(e) = events[id - 1].take() {
+                e.retire(Ok(()), &wq);
+            }
+        }
+        wq.flush();
+        for e in events.iter_mut().filter_map(Option::take) {
+            e.retire(Ok(()), &wq);
+        }
+        wq.flush();
+        assert!(fences.iter().all(|f| f.is_signaled()));
+        assert_eq!(last.load(Ordering::Relaxed), 20);
+        assert!(in_order.load(Ordering::Relaxed));
+        assert_eq!(fences[14].error(), Some(ECANCELED));
+        assert_eq!(fences[13].error(), None);
+        Ok(())
+    }
+
+    #[test]
     fn unanswered_event_fails_its_fence() -> Result {
         let wq = queue()?;
         let t = Timeline::new(2, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
@@ -298,7 +385,7 @@ mod tests {
         drop(e2);
         assert!(!f2.is_signaled());
         drop(e1);
-        assert_eq!((f1.error(), f2.error()), (Some(ENODEV), Some(ENODEV)));
+        assert_eq!((f1.error(), f2.error()), (Some(ECANCELED), Some(ECANCELED)));
         // Ids only increase, even after failures.
         assert!(matches!(t.emit(2), Err(e) if e == EINVAL));
         let (f3, e3) = t.emit(3)?;

@@ -9,13 +9,18 @@ use kernel::{
     prelude::*,
     sync::{
         Arc,
-        Mutex, //
+        Mutex,
+        UniqueArc, //
     }, //
 };
 
 use crate::{
     context::HostContext,
-    driver::VirtioIntelDriver,
+    driver::{
+        Bound,
+        I915Device,
+        VirtioIntelDriver, //
+    },
     shared::{
         Client,
         Shared, //
@@ -41,6 +46,18 @@ impl drm::file::DriverFile for File {
             GFP_KERNEL,
         )
     }
+
+    /// Releases the file's host context: through the device while it is bound; after
+    /// unbind the device was reset, and the host objects went with it.
+    fn close(this: Pin<KBox<Self>>, dev: &I915Device<drm::Ioctl>) {
+        let Some(ctx) = this.ctx.lock().take() else {
+            return;
+        };
+        match dev.registration_guard() {
+            Some(guard) => guard.registration_data_with(|bound| ctx.teardown(Some(bound))),
+            None => ctx.teardown(None),
+        }
+    }
 }
 
 impl File {
@@ -49,22 +66,48 @@ impl File {
         &self.shared
     }
 
-    /// Runs `f` with this file's host context, creating it on first use.
-    /// The lock covers only finding or creating the context, not the calls.
-    pub(crate) fn with_ctx<R>(&self, f: impl FnOnce(&HostContext) -> Result<R>) -> Result<R> {
-        let ctx = {
-            let mut g = self.ctx.lock();
-            match &*g {
-                Some(c) => c.clone(),
-                None => {
-                    // Named after the process, as Mesa names its contexts.
-                    let client = Client::current();
-                    let c = Arc::new(
-                        HostContext::new(&self.shared, client.comm.as_bytes(), client)?,
-                        GFP_KERNEL,
-                    )?;
-                    *g = Some(c.clone());
-                    c
+    /// Runs `f` with this file's host context, creating it on first use through `bound`.
+    ///
+    /// The lock is never held across a host round trip: the context is created outside it
+    /// (interruptibly), and a caller that loses the race to install one tears its own down
+    /// and uses the winner's.
+    pub(crate) fn with_ctx<R>(
+        &self,
+        bound: &Bound<'_>,
+        f: impl FnOnce(&HostContext) -> Result<R>,
+    ) -> Result<R> {
+        let existing = self.ctx.lock().clone();
+        let ctx = match existing {
+            Some(c) => c,
+            None => {
+                // Named after the process, as Mesa names its contexts. The memory comes first:
+                // a context, once created, must not be dropped without teardown.
+                let client = Client::current();
+                let slot = UniqueArc::new_uninit(GFP_KERNEL)?;
+                let mine: Arc<HostContext> = slot
+                    .write(HostContext::new(
+                        &self.shared,
+                        bound,
+                        client.comm.as_bytes(),
+                        client,
+                    )?)
+                    .into();
+                let winner = {
+                    let mut g = self.ctx.lock();
+                    match &*g {
+                        Some(c) => Some(c.clone()),
+                        None => {
+                            *g = Some(mine.clone());
+                            None
+                        }
+                    }
+                };
+                match winner {
+                    Some(c) => {
+                        mine.teardown(Some(bound));
+                        c
+                    }
+                    None => mine,
                 }
             }
         };

@@ -37,7 +37,10 @@ use crate::{
         Getparam,
         HostResult, //
     },
-    driver::I915Device,
+    driver::{
+        Bound,
+        I915Device, //
+    },
     file::{
         host_errno,
         File, //
@@ -211,11 +214,11 @@ impl File {
     /// after unbind).
     pub(crate) fn getparam(
         _dev: &I915Device<drm::Registered>,
-        _reg: &(),
+        bound: &Bound<'_>,
         gp: &mut uapi::drm_i915_getparam,
         file: &drm::File<File>,
     ) -> Result<u32> {
-        let value = file.inner().param_value(gp.param)?;
+        let value = file.inner().param_value(bound, gp.param)?;
         let mut w = UserSlice::new(
             UserPtr::from_addr(gp.value as usize),
             core::mem::size_of::<i32>(),
@@ -226,7 +229,7 @@ impl File {
     }
 
     /// The value of `param` for this caller.
-    pub(crate) fn param_value(&self, param: i32) -> Result<i32> {
+    pub(crate) fn param_value(&self, bound: &Bound<'_>, param: i32) -> Result<i32> {
         let shared = self.shared();
         match Param::classify(param) {
             Param::Unknown => Err(EINVAL),
@@ -239,7 +242,7 @@ impl File {
                 let answer: HostResult<i32> = match slot.and_then(|s| s.copy()) {
                     Some(a) if cache => a,
                     _ => {
-                        let a = self.with_ctx(|c| c.call(&Getparam { param }))?;
+                        let a = self.with_ctx(bound, |c| c.call(bound, &Getparam { param }))?;
                         // Values and the errors of a missing feature cannot change; other
                         // errors (memory, a busy host) may pass.
                         let lasting = a.is_ok() || a.is_err_and(|e| is_lasting(host_errno(e)));

@@ -53,7 +53,10 @@ use crate::{
         CachedItem, //
     },
     ccmd::Queryparam,
-    driver::I915Device,
+    driver::{
+        Bound,
+        I915Device, //
+    },
     file::File, //
 };
 
@@ -147,7 +150,7 @@ impl File {
     /// item.
     pub(crate) fn query(
         _dev: &I915Device<drm::Registered>,
-        _reg: &(),
+        bound: &Bound<'_>,
         q: &mut uapi::drm_i915_query,
         file: &drm::File<File>,
     ) -> Result<u32> {
@@ -163,7 +166,7 @@ impl File {
             if item.query_id == 0 {
                 return Err(EINVAL);
             }
-            let length = match this.query_item(&item) {
+            let length = match this.query_item(bound, &item) {
                 Ok(l) => l,
                 // A restarted call would see the lengths already written back and read size
                 // probes as data requests: once something was written, a signal is EINTR.
@@ -187,7 +190,7 @@ impl File {
 
     /// Answers one item: the new `length` (a size or a negative errno). Errors are only
     /// those of the transport.
-    fn query_item(&self, item: &QueryItem) -> Result<i32> {
+    fn query_item(&self, bound: &Bound<'_>, item: &QueryItem) -> Result<i32> {
         let flags_must_be_zero =
             matches!(item.query_id, TOPOLOGY_INFO | ENGINE_INFO | MEMORY_REGIONS);
         if flags_must_be_zero && item.flags != 0 {
@@ -207,8 +210,8 @@ impl File {
             | ENGINE_INFO
             | MEMORY_REGIONS
             | HWCONFIG_BLOB
-            | GUC_SUBMISSION_VERSION => self.cached_item(item.query_id)?,
-            GEOMETRY_SUBSLICES => Item::Fresh(self.fetch_item(item.query_id, item.flags)?),
+            | GUC_SUBMISSION_VERSION => self.cached_item(bound, item.query_id)?,
+            GEOMETRY_SUBSLICES => Item::Fresh(self.fetch_item(bound, item.query_id, item.flags)?),
             _ => return Ok(EINVAL.to_errno()),
         };
         let total = whole.length;
@@ -239,7 +242,7 @@ impl File {
             &whole.data
         } else if capability::perfmon_capable() {
             // Callers with CAP_PERFMON see the host's live unallocated sizes.
-            live = self.fetch_item(MEMORY_REGIONS, 0)?;
+            live = self.fetch_item(bound, MEMORY_REGIONS, 0)?;
             if live.length != total {
                 return Err(EIO);
             }
@@ -266,12 +269,12 @@ impl File {
     /// The cached answer of query `id` (flags 0), asking the host the first time. Only
     /// answers that cannot change are kept: sizes with their data, and the errors i915
     /// gives for a platform that lacks the query.
-    fn cached_item(&self, id: u64) -> Result<Item<'_>> {
+    fn cached_item(&self, bound: &Bound<'_>, id: u64) -> Result<Item<'_>> {
         let slot = self.shared().cache.query(id).ok_or(EINVAL)?;
         if let Some(c) = slot.as_ref() {
             return Ok(Item::Cached(c));
         }
-        let fresh = self.fetch_item(id, 0)?;
+        let fresh = self.fetch_item(bound, id, 0)?;
         // A negative length is a host errno already bounded by `host_item_length`.
         let cacheable = fresh.length >= 0 || is_lasting(Error::from_errno(fresh.length));
         if !cacheable {
@@ -290,10 +293,10 @@ impl File {
     }
 
     /// Asks the host for the whole of query `id`: its size, then its bytes.
-    fn fetch_item(&self, id: u64, flags: u32) -> Result<CachedItem> {
+    fn fetch_item(&self, bound: &Bound<'_>, id: u64, flags: u32) -> Result<CachedItem> {
         let query_id = u32::try_from(id).map_err(|_| EINVAL)?;
         let ask = |length: u32| {
-            self.with_ctx(|c| {
+            self.with_ctx(bound, |c| {
                 if length as usize > c.max_query_len() {
                     kernel::pr_warn_once!(
                         "virtio_intel: query {} needs {} bytes, more than one response holds\n",
@@ -302,11 +305,14 @@ impl File {
                     );
                     return Err(EIO);
                 }
-                c.call(&Queryparam {
-                    query_id,
-                    length,
-                    flags,
-                })
+                c.call(
+                    bound,
+                    &Queryparam {
+                        query_id,
+                        length,
+                        flags,
+                    },
+                )
             })
         };
         let size = match ask(0)? {

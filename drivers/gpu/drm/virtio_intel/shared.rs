@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Device state shared by the DRM device and its open files.
+//! Device state shared by the DRM device and its open files: bookkeeping that may outlive
+//! the binding (a process may keep the render node open across an unbind).
 //!
-//! Files outlive the binding of the virtio device (a process may keep the render node open
-//! across an unbind), so they reach the control queue through [`Shared::with_queue`], which
-//! fails with `ENODEV` once [`Shared::revoke`] ran at unbind. `revoke` waits for commands in
-//! flight (each is bounded by the transport's timeout) before the queue is torn down.
+//! Nothing here touches the device. What does (the control queue, the host-visible region
+//! and its mappings) is [`Bound`](crate::driver::Bound), the DRM registration data, which
+//! files reach only through a registration guard: ioctls get it from the DRM core, closing
+//! a file enters one. Unbind waits for those guards (each command in one is bounded by the
+//! transport's timeout) before the queue is torn down.
 
 use core::sync::atomic::{
     AtomicI64,
@@ -13,24 +15,20 @@ use core::sync::atomic::{
 };
 use kernel::{
     id_pool::IdPool,
-    new_condvar,
     new_mutex,
     prelude::*,
     sync::{
         Arc,
-        CondVar,
         Mutex, //
     },
-    task::TaskComm,
-    virtio::ShmRegion, //
+    task::TaskComm, //
 };
 
 use crate::{
     cache::AnswerCache,
     fence::FenceStats,
     hostmem::RangeAllocator,
-    protocol::I915Identity,
-    transport::ControlQueue, //
+    protocol::I915Identity, //
 };
 
 /// The task a host context was created for, as the driver sees it.
@@ -164,26 +162,16 @@ impl Ids {
     }
 }
 
-struct Gate {
-    queue: Option<Arc<ControlQueue>>,
-    users: u32,
-}
-
 /// State of one bound device, shared with its DRM files.
 #[pin_data]
 pub(crate) struct Shared {
     /// The host's i915.
     pub(crate) identity: I915Identity,
-    /// The host-visible window.
-    pub(crate) hostmem: ShmRegion,
     /// Host answers that cannot change while the device is bound.
     pub(crate) cache: AnswerCache,
     /// Live host objects (shared with the device's `debugfs` files).
     pub(crate) stats: Arc<Stats>,
-    #[pin]
-    gate: Mutex<Gate>,
-    #[pin]
-    idle: CondVar,
+    /// Ranges of the host-visible window (offsets into the region).
     #[pin]
     window: RangeAllocator,
     /// Virtio context and resource ids in use (0 is never used: it means "none").
@@ -192,23 +180,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a device whose host-visible window is `window_len` bytes.
     pub(crate) fn new(
         identity: I915Identity,
-        hostmem: ShmRegion,
+        window_len: u64,
         blob_alignment: u64,
-        queue: ControlQueue,
     ) -> Result<Arc<Self>> {
-        let queue = Arc::new(queue, GFP_KERNEL)?;
         let stats = Arc::pin_init(Stats::new(), GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 identity,
-                hostmem,
                 cache: AnswerCache::new(),
                 stats,
-                gate <- new_mutex!(Gate { queue: Some(queue), users: 0 }),
-                idle <- new_condvar!(),
-                window <- RangeAllocator::new(hostmem.len(), blob_alignment),
+                window <- RangeAllocator::new(window_len, blob_alignment),
                 ids <- new_mutex!(Ids {
                     ctx: IdPool::new(),
                     res: IdPool::new(),
@@ -216,34 +200,6 @@ impl Shared {
             }),
             GFP_KERNEL,
         )
-    }
-
-    /// Runs `f` with the control queue, or fails with `ENODEV` after unbind.
-    pub(crate) fn with_queue<R>(&self, f: impl FnOnce(&ControlQueue) -> Result<R>) -> Result<R> {
-        let q = {
-            let mut g = self.gate.lock();
-            let q = g.queue.clone().ok_or(ENODEV)?;
-            g.users += 1;
-            q
-        };
-        let r = f(&q);
-        drop(q);
-        let mut g = self.gate.lock();
-        g.users -= 1;
-        if g.users == 0 {
-            self.idle.notify_all();
-        }
-        r
-    }
-
-    /// Takes the queue away from every user and waits until none is using it.
-    pub(crate) fn revoke(&self) -> Option<Arc<ControlQueue>> {
-        let mut g = self.gate.lock();
-        let q = g.queue.take();
-        while g.users > 0 {
-            self.idle.wait(&mut g);
-        }
-        q
     }
 
     /// The lowest free id of one kind (never 0), growing its pool when it is full.

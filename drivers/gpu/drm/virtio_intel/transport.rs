@@ -49,8 +49,7 @@ use crate::{
     protocol::{
         Command,
         CtrlHdr,
-        RESP_ERR_UNSPEC,
-        RESP_OK_NODATA, //
+        RESP_ERR_UNSPEC, //
     },
 };
 
@@ -119,6 +118,8 @@ pub(crate) struct CtrlRequest {
     waiter: Option<Arc<Waiter>>,
     /// The fence a fenced command retires when answered.
     event: Option<FenceEvent>,
+    /// The response type that means success (`Command::OK`).
+    ok: u32,
 }
 
 // SAFETY: `cmd` and `resp` are kmalloc'd buffers owned by the request, so they are DMA-able
@@ -179,10 +180,9 @@ impl Handler for CtrlHandler {
     type Request = CtrlRequest;
 
     fn complete(&self, _index: u32, mut req: KBox<CtrlRequest>, written: u32) {
-        // QEMU answers a fenced command with OK_NODATA once its fence retired, or at once
-        // with an error when the command failed (no fence then).
-        let ok =
-            CtrlHdr::read_from_prefix(&req.resp).is_ok_and(|(h, _)| h.type_() == RESP_OK_NODATA);
+        // QEMU answers a fenced command with its success type once its fence retired, or at
+        // once with an error when the command failed (no fence then).
+        let ok = CtrlHdr::read_from_prefix(&req.resp).is_ok_and(|(h, _)| h.type_() == req.ok);
         // The answer first: a caller woken by the fence then finds it.
         if let Some(w) = req.waiter.take() {
             let resp = core::mem::take(&mut req.resp);
@@ -198,15 +198,16 @@ impl Handler for CtrlHandler {
     }
 }
 
-/// The control queue of one device.
-pub(crate) struct ControlQueue {
-    vqs: Arc<Virtqueues<CtrlHandler>>,
+/// The control queue of one device while the driver is bound to it (`'bound`): it lives in
+/// the DRM registration data, so files reach it only through a registration guard.
+pub(crate) struct ControlQueue<'bound> {
+    vqs: Pin<KBox<Virtqueues<'bound, CtrlHandler>>>,
     space: Arc<Space>,
 }
 
-impl ControlQueue {
+impl<'bound> ControlQueue<'bound> {
     /// Sets up the control and cursor queues of `dev`.
-    pub(crate) fn new(dev: &virtio::Device<kernel::device::Core<'_>>) -> Result<Self> {
+    pub(crate) fn new(dev: &'bound virtio::Device<kernel::device::Core<'_>>) -> Result<Self> {
         let space = Arc::pin_init(
             pin_init!(Space {
                 returned <- new_spinlock_irq!(0),
@@ -254,12 +255,13 @@ impl ControlQueue {
         how: Wait,
     ) -> Result<C::Response> {
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        self.send(cmd, data, None, how, &mut left)?.wait(how)
+        self.send(cmd, data, &mut None, how, &mut left)?.wait(how)
     }
 
     /// Queues `cmd` followed by `data`; the answer is collected with [`Pending::wait`].
-    /// A fenced command carries the `event` of its fence, retired when the host answers
-    /// (and failed if the command cannot be queued).
+    /// A fenced command carries the `event` of its fence, retired when the host answers:
+    /// `send` takes it once the command is queued and leaves it to the caller otherwise
+    /// (whose dropping it then fails the fence, outside the caller's locks).
     ///
     /// The caller decides the order of commands on the queue: two `send`s from one thread
     /// reach the device in that order. A full queue waits for room for at most `left`
@@ -272,7 +274,7 @@ impl ControlQueue {
         &self,
         cmd: &C,
         data: &[u8],
-        event: Option<FenceEvent>,
+        event: &mut Option<FenceEvent>,
         how: Wait,
         left: &mut Jiffies,
     ) -> Result<Pending<C>> {
@@ -290,20 +292,30 @@ impl ControlQueue {
                 data: payload,
                 resp,
                 waiter: Some(waiter.clone()),
-                event,
+                event: None,
+                ok: C::OK,
             },
             GFP_KERNEL,
         )?;
+        req.event = event.take();
         // A full queue waits (bounded) for the device to return a request.
         loop {
             let seen = *self.space.returned.lock();
             match self.vqs.submit(CONTROL_QUEUE, req) {
                 Ok(()) => break,
-                Err((e, back)) if e == ENOSPC => {
+                Err((e, mut back)) => {
+                    let waited = if e == ENOSPC {
+                        self.space.wait_after(seen, how, left)
+                    } else {
+                        Err(e)
+                    };
+                    if let Err(e) = waited {
+                        // Not queued: the event goes back to the caller.
+                        *event = back.event.take();
+                        return Err(e);
+                    }
                     req = back;
-                    self.space.wait_after(seen, how, left)?;
                 }
-                Err((e, _)) => return Err(e),
             }
         }
         Ok(Pending {

@@ -176,6 +176,28 @@ TEST_F(node, version_is_i915)
 	EXPECT_STREQ("i915", name);
 }
 
+/* How many times /proc/iomem names the driver's reservation of the host-visible region. */
+static int region_reservations(void)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " : virtio_intel-host-visible"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* The bound driver reserves the host-visible region, once. */
+TEST_F(node, host_visible_region_is_reserved)
+{
+	EXPECT_EQ(1, region_reservations());
+}
+
 TEST_F(node, chipset_id_matches_the_capset)
 {
 	int v = 0;
@@ -551,21 +573,27 @@ static void *hammer(void *p)
 	return NULL;
 }
 
-/* Mesa shares one fd between its threads. */
-TEST_F(node, threads_share_one_fd)
+/* Runs hammer() on n (at most 8) threads sharing fd; reports each thread's failures. */
+static void hammer_threads(struct __test_metadata *_metadata, int fd, int n)
 {
-	enum { N = 8 };
-	pthread_t t[N];
-	struct thread_arg a[N];
+	pthread_t t[8];
+	struct thread_arg a[8];
 
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct thread_arg){ .fd = self->fd };
+	ASSERT_LE(n, 8);
+	for (int i = 0; i < n; i++) {
+		a[i] = (struct thread_arg){ .fd = fd };
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, hammer, &a[i]));
 	}
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		ASSERT_EQ(0, pthread_join(t[i], NULL));
 		EXPECT_EQ(0, a[i].failures) TH_LOG("thread %d", i);
 	}
+}
+
+/* Mesa shares one fd between its threads. */
+TEST_F(node, threads_share_one_fd)
+{
+	hammer_threads(_metadata, self->fd, 8);
 }
 
 /*
@@ -576,8 +604,6 @@ TEST_F(node, threads_share_one_fd)
 TEST_F(node, fenced_ccmds_signal_their_fences)
 {
 	enum { N = 4 };
-	pthread_t t[N];
-	struct thread_arg a[N];
 	long emitted, signalled = -1, works;
 
 	if (live_counter("fenced_ccmds") != 1)
@@ -585,14 +611,7 @@ TEST_F(node, fenced_ccmds_signal_their_fences)
 	emitted = live_counter("fences_emitted");
 	works = live_counter("fence_works");
 	ASSERT_GE(emitted, 0);
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct thread_arg){ .fd = self->fd };
-		ASSERT_EQ(0, pthread_create(&t[i], NULL, hammer, &a[i]));
-	}
-	for (int i = 0; i < N; i++) {
-		ASSERT_EQ(0, pthread_join(t[i], NULL));
-		EXPECT_EQ(0, a[i].failures) TH_LOG("thread %d", i);
-	}
+	hammer_threads(_metadata, self->fd, N);
 	/* Each hammer round asks HAS_GPU_RESET of the host at least: 200 rounds a thread. */
 	EXPECT_GE(live_counter("fences_emitted") - emitted, N * 200);
 	EXPECT_GT(live_counter("fence_works"), works);
@@ -873,19 +892,20 @@ TEST(hammer_while_rebinding)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			do {
 				struct drm_i915_query_item item = { .query_id = DRM_I915_QUERY_TOPOLOGY_INFO };
-				int fd = open(render_node(), O_RDWR | O_CLOEXEC), v, r;
+				int fd = open(render_node(), O_RDWR | O_CLOEXEC), v, r[3];
 
 				if (fd >= 0) {
-					r = getparam(fd, I915_PARAM_HAS_GPU_RESET, &v);
-					bad |= r && r != -ENODEV && r != -EIO;
-					r = getparam(fd, I915_PARAM_EU_TOTAL, &v);
-					bad |= r && r != -ENODEV && r != -EIO;
-					r = query_item(fd, &item);
-					bad |= r && r != -ENODEV && r != -EIO;
+					r[0] = getparam(fd, I915_PARAM_HAS_GPU_RESET, &v);
+					r[1] = getparam(fd, I915_PARAM_EU_TOTAL, &v);
+					r[2] = query_item(fd, &item);
 					close(fd);
+					/* The exit status is the first unexpected errno. */
+					for (int k = 0; k < 3 && !bad; k++)
+						if (r[k] && r[k] != -ENODEV && r[k] != -EIO)
+							bad = -r[k];
 				}
 				clock_gettime(CLOCK_MONOTONIC, &t);
-			} while (t.tv_sec - t0.tv_sec < 3);
+			} while (t.tv_sec - t0.tv_sec < 3 && !bad);
 			_exit(bad);
 		}
 	}
@@ -899,7 +919,9 @@ TEST(hammer_while_rebinding)
 		int status = 0;
 
 		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
-		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("process %d", i);
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			TH_LOG("process %d: %s %d", i, WIFEXITED(status) ? "errno" : "signal",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	}
 	/* Bound again and working. */
 	{
@@ -931,6 +953,8 @@ TEST(unbind_with_open_file)
 	fd = open(render_node(), O_RDWR | O_CLOEXEC);
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	/* A host context, whose file is closed only after the device is gone. */
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
 
 	snprintf(path, sizeof(path), "%s/unbind", drv);
 	ufd = open(path, O_WRONLY);
@@ -939,6 +963,9 @@ TEST(unbind_with_open_file)
 	close(ufd);
 
 	EXPECT_EQ(-ENODEV, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(-ENODEV, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
+	/* The reservation goes with the binding, even while a file is open. */
+	EXPECT_EQ(0, region_reservations());
 	close(fd);
 
 	snprintf(path, sizeof(path), "%s/bind", drv);
@@ -947,6 +974,7 @@ TEST(unbind_with_open_file)
 	ASSERT_EQ((ssize_t)strlen(dev), write(ufd, dev, strlen(dev)));
 	close(ufd);
 
+	EXPECT_EQ(1, region_reservations());
 	fd = open(render_node(), O_RDWR | O_CLOEXEC);
 	ASSERT_GE(fd, 0) TH_LOG("render node did not come back after rebinding");
 	v = 0;
