@@ -11,8 +11,9 @@
 //! VMM answers it right after, so the answer means "done" (with `fenced_ccmds=1`, a
 //! SUBMIT_3D fenced on ring 0 of the context, as Mesa sends them; the fence retires as
 //! soon as the host has processed it, and the caller waits for its DMA fence, signalled by
-//! the fence event path of [`crate::fence`]). Measured under TCG, the unfenced round trip
-//! is about 20% shorter. The host processes a context's ccmds in order and
+//! the fence event path of [`crate::fence`]). Measured under TCG, the fenced round trip
+//! takes about twice as long (the answer, then the fence work, then the waiter). The host
+//! processes a context's ccmds in order and
 //! publishes each one's seqno; a ccmd it rejected publishes none and leaves its slot's
 //! sentinel, so the call fails with `EIO` instead of waiting forever.
 //!

@@ -217,7 +217,7 @@ impl<'bound> ControlQueue<'bound> {
         )?;
         let fences = OwnedQueue::new(
             c"virtio_intel-fence",
-            QueueFlags::UNBOUND | QueueFlags::HIGHPRI | QueueFlags::MEM_RECLAIM,
+            QueueFlags::PERCPU | QueueFlags::HIGHPRI | QueueFlags::MEM_RECLAIM,
             0,
         )?;
         let vqs = Virtqueues::new(

@@ -40,7 +40,7 @@ kernel::module_virtio_driver! {
     params: {
         fenced_ccmds: bool {
             default: false,
-            description: "Send each synchronous ccmd in a SUBMIT_3D fenced on ring 0, as Mesa does, instead of an unfenced one, whose answer already means processed (the default: about 20% faster)",
+            description: "Send each synchronous ccmd in a SUBMIT_3D fenced on ring 0, as Mesa does, instead of an unfenced one, whose answer already means processed (the default; under TCG the fenced round trip, which waits for the DMA fence signalled from the fence workqueue, takes about twice as long)",
         },
     },
 }
