@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VM := tools/vm
 
-.PHONY: bench driver-test setup sid-tree host client host-test client-test demo test vm-smoke
+.PHONY: igt bench driver-test setup sid-tree host client host-test client-test demo test vm-smoke
 
 setup:
 	$(VM)/setup-host.sh
@@ -60,6 +60,10 @@ kernel-debug: toolchain
 	$(KERNEL)/build.sh --debug
 
 # Benchmark (medians and ratio, not a test): GETPARAM round trips, driver vs seed design.
+# IGT, unmodified, against the driver; fails on any result not in tools/igt/expectations.txt.
+igt: sid-tree toolchain
+	tools/igt/igt.sh
+
 bench: sid-tree toolchain
 	$(VM)/bench.sh
 

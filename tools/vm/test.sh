@@ -84,5 +84,19 @@ for variant in "" --debug; do
     fi
 done
 
+# IGT, unmodified, on the project kernel: its passes count; results that differ from
+# tools/igt/expectations.txt fail (expected failures, each with its reason, count neither).
+echo "=== igt: IGT against virtio_intel.ko (tools/igt)"
+rc=0
+"$REPO_ROOT/tools/igt/igt.sh" 2>&1 | tee "$out/igt.log" || rc=$?
+line=$(grep -E '^igt: [0-9]+ of [0-9]+ passed; [0-9]+ as expected, [0-9]+ not$' "$out/igt.log" | tail -n1)
+if [[ -n $line ]]; then
+    read -r _ p _ _ _ _ _ _ b _ <<<"${line//[;,]/}"
+    passed=$((passed + p)) failed=$((failed + b))
+    [[ $rc == 0 || $b != 0 ]] || { failed=$((failed + 1)); echo "=== igt: the run failed (rc=$rc)"; }
+else
+    failed=$((failed + 1)); echo "=== igt: FAILED before any result (rc=$rc)"
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
