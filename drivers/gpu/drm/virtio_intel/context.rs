@@ -154,8 +154,8 @@ pub(crate) struct HostContext {
     mapped: bool,
     torn_down: AtomicBool,
     calls: Pin<KBox<Calls>>,
-    /// The fences of ring 0, which fenced ccmds use.
-    ring0: Arc<Timeline>,
+    /// The fences of ring 0, which fenced ccmds use (only with `fenced_ccmds=1`).
+    ring0: Option<Arc<Timeline>>,
 }
 
 /// Order of the ccmds of one context on the queue.
@@ -277,7 +277,14 @@ impl HostContext {
             }),
             GFP_KERNEL,
         )
-        .and_then(|calls| Ok((calls, Timeline::new(0, shared.stats.fences.clone())?)))
+        .and_then(|calls| {
+            let ring0 = if crate::module_parameters::fenced_ccmds.value() {
+                Some(Timeline::new(ctx_id, 0, shared.stats.fences.clone())?)
+            } else {
+                None
+            };
+            Ok((calls, ring0))
+        })
         .and_then(|c| shared.stats.add_client(ctx_id, client).map(|()| c));
         let (calls, ring0) = match calls {
             Ok(c) => c,
@@ -470,9 +477,9 @@ impl HostContext {
         let seqno = s.seqno.wrapping_add(1);
         let bytes = ccmd::encode(c, seqno, rsp_off)?;
         let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
-        let (submit, fence) = if crate::module_parameters::fenced_ccmds.value() {
+        let (submit, fence) = if let Some(ring0) = &self.ring0 {
             let id = s.fence + 1;
-            let (fence, ev) = self.ring0.emit(id)?;
+            let (fence, ev) = ring0.emit(id)?;
             *event = Some(ev);
             // Used even if the command is not queued: the timeline saw it, and the host
             // retires ids with `<=`, so a gap is harmless.

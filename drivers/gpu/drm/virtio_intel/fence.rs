@@ -33,6 +33,7 @@ use kernel::{
     new_spinlock_irq,
     new_work,
     prelude::*,
+    str::CString,
     sync::{
         Arc,
         SpinLockIrq, //
@@ -107,18 +108,13 @@ impl WorkItem for Timeline {
 }
 
 impl Timeline {
-    /// A timeline for ring `ring` (shown in fence debug output as `ring<N>`).
-    pub(crate) fn new(ring: u8, stats: Arc<FenceStats>) -> Result<Arc<Self>> {
-        let name = match ring {
-            0 => c"ring0",
-            1 => c"ring1",
-            2 => c"ring2",
-            3 => c"ring3",
-            _ => c"ring",
-        };
+    /// A timeline for ring `ring` of host context `ctx` (shown in fence debug output, such
+    /// as `/sys/kernel/debug/dma_buf/bufinfo`, as `ctx<C>-ring<R>`).
+    pub(crate) fn new(ctx: u32, ring: u8, stats: Arc<FenceStats>) -> Result<Arc<Self>> {
+        let name = CString::try_from_fmt(fmt!("ctx{}-ring{}", ctx, ring))?;
         Arc::pin_init(
             try_pin_init!(Self {
-                fences: FenceContext::new(c"virtio_intel", name)?,
+                fences: FenceContext::new(c"virtio_intel", &name)?,
                 stats,
                 state <- new_spinlock_irq!(State {
                     pending: KVec::new(),
@@ -292,7 +288,7 @@ mod tests {
     fn retire_signals_every_fence_up_to_the_id() -> Result {
         let wq = queue()?;
         let stats = Arc::new(FenceStats::default(), GFP_KERNEL)?;
-        let t = Timeline::new(0, stats.clone())?;
+        let t = Timeline::new(1, 0, stats.clone())?;
         let (f1, e1) = t.emit(1)?;
         let (f2, e2) = t.emit(2)?;
         let (f3, e3) = t.emit(3)?;
@@ -315,7 +311,7 @@ mod tests {
     #[test]
     fn errors_signal_in_order() -> Result {
         let wq = queue()?;
-        let t = Timeline::new(1, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let t = Timeline::new(1, 1, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
         let (f1, e1) = t.emit(10)?;
         let (f2, e2) = t.emit(11)?;
         // 11 failed (the host rejected it) while 10 is still running: 11 waits for 10.
@@ -334,7 +330,7 @@ mod tests {
         use core::sync::atomic::AtomicBool;
 
         let wq = queue()?;
-        let t = Timeline::new(3, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let t = Timeline::new(1, 3, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
         let last = Arc::new(AtomicU64::new(0), GFP_KERNEL)?;
         let in_order = Arc::new(AtomicBool::new(true), GFP_KERNEL)?;
         let mut fences = KVec::new();
@@ -379,7 +375,7 @@ mod tests {
     #[test]
     fn unanswered_event_fails_its_fence() -> Result {
         let wq = queue()?;
-        let t = Timeline::new(2, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let t = Timeline::new(1, 2, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
         let (f1, e1) = t.emit(1)?;
         let (f2, e2) = t.emit(2)?;
         drop(e2);
