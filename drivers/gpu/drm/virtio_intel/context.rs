@@ -488,7 +488,7 @@ impl HostContext {
         } else {
             (Submit3d::unfenced(self.ctx_id, len), None)
         };
-        let pending = q.send(&submit, &bytes, event, Wait::Interruptible, left)?;
+        let pending = q.send(&submit, bytes, event, Wait::Interruptible, left)?;
         s.seqno = seqno;
         Ok((pending, seqno, fence))
     }

@@ -110,9 +110,14 @@ impl Waiter {
     }
 }
 
+/// The largest control command (`CTX_CREATE`, with its debug name).
+const MAX_COMMAND: usize = 96;
+
 /// One control command in flight: its bytes, its response buffer and its waiter.
 pub(crate) struct CtrlRequest {
-    cmd: KVec<u8>,
+    /// The command, in place: the request lives in a `KBox`, so no allocation of its own.
+    cmd: [u8; MAX_COMMAND],
+    cmd_len: usize,
     data: KVec<u8>,
     resp: KVec<u8>,
     waiter: Option<Arc<Waiter>>,
@@ -122,12 +127,13 @@ pub(crate) struct CtrlRequest {
     ok: u32,
 }
 
-// SAFETY: `cmd` and `resp` are kmalloc'd buffers owned by the request, so they are DMA-able
-// and do not move while the request is queued.
+// SAFETY: `cmd` is inside the request, which is queued as a `KBox` (kmalloc'd); `data` and
+// `resp` are kmalloc'd buffers the request owns. All are DMA-able and do not move while the
+// request is queued.
 unsafe impl Request for CtrlRequest {
     fn buffers(&mut self) -> Buffers<'_> {
         Buffers {
-            readable: [&self.cmd, &self.data],
+            readable: [&self.cmd[..self.cmd_len], &self.data],
             writable: &mut self.resp,
         }
     }
@@ -239,26 +245,27 @@ impl<'bound> ControlQueue<'bound> {
     /// answer; one bound covers both), `EIO` when the host answered with an error or with a
     /// short or unexpected response.
     pub(crate) fn call<C: Command>(&self, cmd: &C) -> Result<C::Response> {
-        self.call_with_data(cmd, &[], Wait::Interruptible)
+        self.call_with_data(cmd, KVec::new(), Wait::Interruptible)
     }
 
     /// Like [`Self::call`], waiting without interruption (bounded): for teardown.
     pub(crate) fn call_uninterruptible<C: Command>(&self, cmd: &C) -> Result<C::Response> {
-        self.call_with_data(cmd, &[], Wait::Uninterruptible)
+        self.call_with_data(cmd, KVec::new(), Wait::Uninterruptible)
     }
 
     /// Like [`Self::call`], with `data` sent after the command (the SUBMIT_3D payload).
     pub(crate) fn call_with_data<C: Command>(
         &self,
         cmd: &C,
-        data: &[u8],
+        data: KVec<u8>,
         how: Wait,
     ) -> Result<C::Response> {
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         self.send(cmd, data, &mut None, how, &mut left)?.wait(how)
     }
 
-    /// Queues `cmd` followed by `data`; the answer is collected with [`Pending::wait`].
+    /// Queues `cmd` followed by `data` (moved into the request, not copied); the answer is
+    /// collected with [`Pending::wait`].
     /// A fenced command carries the `event` of its fence, retired when the host answers:
     /// `send` takes it once the command is queued and leaves it to the caller otherwise
     /// (whose dropping it then fails the fence, outside the caller's locks).
@@ -273,23 +280,24 @@ impl<'bound> ControlQueue<'bound> {
     pub(crate) fn send<C: Command>(
         &self,
         cmd: &C,
-        data: &[u8],
+        data: KVec<u8>,
         event: &mut Option<FenceEvent>,
         how: Wait,
         left: &mut Jiffies,
     ) -> Result<Pending<C>> {
-        let mut payload = KVec::with_capacity(data.len(), GFP_KERNEL)?;
-        payload.extend_from_slice(data, GFP_KERNEL)?;
+        const { assert!(core::mem::size_of::<C>() <= MAX_COMMAND) };
+        let mut bytes = [0u8; MAX_COMMAND];
+        let cmd_len = core::mem::size_of::<C>();
+        bytes[..cmd_len].copy_from_slice(cmd.as_bytes());
         let size = core::mem::size_of::<C::Response>();
-        let mut bytes = KVec::with_capacity(core::mem::size_of::<C>(), GFP_KERNEL)?;
-        bytes.extend_from_slice(cmd.as_bytes(), GFP_KERNEL)?;
         let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
         resp.resize(size, 0, GFP_KERNEL)?;
         let waiter = Waiter::new()?;
         let mut req = KBox::new(
             CtrlRequest {
                 cmd: bytes,
-                data: payload,
+                cmd_len,
+                data,
                 resp,
                 waiter: Some(waiter.clone()),
                 event: None,
