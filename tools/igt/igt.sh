@@ -18,6 +18,7 @@ here=$REPO_ROOT/tools/igt
 out=$REPO_ROOT/build/$tag
 rm -rf "$out"; mkdir -p "$out/share"
 
+"$VM_DIR/cargo.sh" host >/dev/null || die "the software host library did not build"
 tree=$("$VM_DIR/mk-sid-tree.sh") || die "the sid tree did not build"
 [[ -x $tree/usr/bin/igt_runner && -d $tree/usr/libexec/igt-gpu-tools ]] ||
     die "the sid tree has no igt-gpu-tools (igt_runner); rebuild it with tools/vm/mk-sid-tree.sh"
@@ -27,7 +28,7 @@ grep -v '^#' "$here/testlist.txt" | grep . >"$out/share/testlist.txt"
 
 guest_cmd='insmod /mnt/host/virtio_intel.ko || exit 10
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-igt_runner -o -m --per-test-timeout 120 --test-list /mnt/host/testlist.txt \
+igt_runner -o --per-test-timeout 120 --test-list /mnt/host/testlist.txt \
     /usr/libexec/igt-gpu-tools /tmp/igt-results >/mnt/host/runner.log 2>&1
 echo "igt_runner rc=$?"
 cp /tmp/igt-results/results.json /mnt/host/ || exit 11

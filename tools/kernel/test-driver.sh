@@ -100,7 +100,7 @@ ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
 for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence rust_workqueue_owned \
     virtio_intel_protocol virtio_intel_ccmd virtio_intel_hostmem virtio_intel_getparam virtio_intel_query \
-    virtio_intel_file virtio_intel_context virtio_intel_fence; do
+    virtio_intel_file virtio_intel_context virtio_intel_fence virtio_intel_debugfs; do
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
 [[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }

@@ -47,7 +47,7 @@
 //! | 1 `TOPOLOGY_INFO` | flags ≠ 0 → −EINVAL; else 30 bytes: 16-byte header (max 1/6/16, subslice_offset 1, stride 1, eu_offset 2, eu_stride 2), slice mask 0x01, DSS mask 0x3f, 6 × `ff ff` |
 //! | 2 `ENGINE_INFO` | flags ≠ 0 → −EINVAL; else 16 + 5 × 56 = 296 bytes: rcs0, bcs0, vcs0, vcs1, vecs0 (uabi order: class, then physical instance); every entry has `HAS_LOGICAL_INSTANCE`; vcs caps HEVC\|SFC (both physical vcs0 and vcs2 are even, so both have an SFC), vecs caps SFC. The shim reports only rcs0 + bcs0 (128 bytes) |
 //! | 3 `PERF_CONFIG` | flags not 1/2/3 → −EINVAL; else −ENODEV: the host has no OA unit, so it answers like an i915 whose perf support did not initialise (a real TGL with OA would list its configs) |
-//! | 4 `MEMORY_REGIONS` | flags ≠ 0 → −EINVAL; else 16 + 88 = 104 bytes: one region, system memory (class 0, instance 0); stolen memory is private and not listed. `unallocated_size` = three quarters of `probed_size` (the live answer a `CAP_PERFMON` host process gets) |
+//! | 4 `MEMORY_REGIONS` | flags ≠ 0 → −EINVAL; else 16 + 88 = 104 bytes: one region, system memory (class 0, instance 0); stolen memory is private and not listed. `unallocated_size` = `probed_size`: i915 does not track system memory, so even a `CAP_PERFMON` caller gets the total (`intel_memory_region_avail()`; IGT `i915_query@query-regions-sanity-check` asserts it) |
 //! | 5 `HWCONFIG_BLOB` | −ENODEV (no GuC hwconfig table before DG2/MTL); the shim says −EINVAL |
 //! | 6 `GEOMETRY_SUBSLICES` | −ENODEV for any flags: the graphics IP check (< 12.55) comes before the engine lookup |
 //! | 7 `GUC_SUBMISSION_VERSION` | −ENODEV (execlists); the shim says −EINVAL |
@@ -407,18 +407,12 @@ pub(crate) const fn query_id_fails_ioctl(query_id: u64) -> bool {
     query_id == 0
 }
 
-/// The share of system memory the model reports as in use (a quarter), so that the live
-/// unallocated sizes differ from the probed ones.
-pub(crate) fn system_memory_in_use(system_memory: u64) -> u64 {
-    system_memory / 4
-}
-
 /// `drm_i915_query_memory_regions` with the single system-memory region of an
-/// integrated part, sized `system_memory` bytes, as i915 answers a caller with
-/// `CAP_PERFMON`: QEMU usually runs as root, so the host's i915 reports live unallocated
-/// sizes. The guest kernel shows its own callers without `CAP_PERFMON` the probed sizes.
+/// integrated part, sized `system_memory` bytes. i915 does not track how much system
+/// memory is in use, so its unallocated sizes are the totals for every caller, with or
+/// without `CAP_PERFMON` (only device-local regions report live values).
 pub(crate) fn memory_regions_blob(system_memory: u64) -> Vec<u8> {
-    let unallocated = system_memory - system_memory_in_use(system_memory);
+    let unallocated = system_memory;
     let mut out = Vec::with_capacity(MEMORY_REGIONS_HEADER_SIZE + MEMORY_REGION_ENTRY_SIZE);
     // Header: num_regions, rsvd[3].
     put_u32(&mut out, 1);
@@ -428,7 +422,7 @@ pub(crate) fn memory_regions_blob(system_memory: u64) -> Vec<u8> {
     put_u16(&mut out, 0); // region.memory_instance
     put_u32(&mut out, 0); // rsvd0
     put_u64(&mut out, system_memory); // probed_size
-    put_u64(&mut out, unallocated); // unallocated_size (live: a CAP_PERFMON caller)
+    put_u64(&mut out, unallocated); // unallocated_size (system memory: the total)
     put_u64(&mut out, system_memory); // probed_cpu_visible_size (smem: all of it)
     put_u64(&mut out, unallocated); // unallocated_cpu_visible_size
     put_zeros(&mut out, 6 * 8); // rest of rsvd1[8]
@@ -1051,8 +1045,8 @@ mod tests {
         assert_eq!(u16_at(&m, 18), 0);
         assert_eq!(u32_at(&m, 20), 0);
         assert_eq!(u64_at(&m, 24), p.system_memory); // probed_size
-        let live = p.system_memory - system_memory_in_use(p.system_memory);
-        assert!(live < p.system_memory);
+        // System memory is not tracked: unallocated is the total, as i915 and IGT have it.
+        let live = p.system_memory;
         assert_eq!(u64_at(&m, 32), live); // unallocated_size
         assert_eq!(u64_at(&m, 40), p.system_memory); // probed_cpu_visible_size
         assert_eq!(u64_at(&m, 48), live); // unallocated_cpu_visible_size

@@ -135,6 +135,10 @@ impl drm::Driver for VirtioIntelDriver {
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
     const COMPAT_IOCTLS: &'static [drm::ioctl::CompatIoctl] = crate::getparam::COMPAT_IOCTLS;
 
+    fn debugfs_files() -> &'static [drm::debugfs::DebugfsFile<Self>] {
+        crate::debugfs::FILES
+    }
+
     kernel::declare_drm_ioctls_sparse! {
         (0x06, I915_GETPARAM, drm::ioctl::IOWR::<uapi::drm_i915_getparam>(0x46),
             drm_i915_getparam, ioctl::RENDER_ALLOW, File::getparam),

@@ -11,6 +11,7 @@ use core::{
     marker::PhantomData,
     sync::atomic::{
         AtomicBool,
+        AtomicU64,
         Ordering, //
     }, //
 };
@@ -145,6 +146,8 @@ pub(crate) struct Space {
     /// How many requests the device has returned.
     #[pin]
     returned: SpinLockIrq<u64>,
+    /// How many requests were queued (counted after the fact: it may lag `returned`).
+    sent: AtomicU64,
     #[pin]
     cv: CondVar,
 }
@@ -217,6 +220,7 @@ impl<'bound> ControlQueue<'bound> {
         let space = Arc::pin_init(
             pin_init!(Space {
                 returned <- new_spinlock_irq!(0),
+                sent: AtomicU64::new(0),
                 cv <- new_condvar!(),
             }),
             GFP_KERNEL,
@@ -262,6 +266,28 @@ impl<'bound> ControlQueue<'bound> {
     ) -> Result<C::Response> {
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         self.send(cmd, data, &mut None, how, &mut left)?.wait(how)
+    }
+
+    /// Waits (interruptibly, for at most [`COMMAND_TIMEOUT_MS`]) until the device has
+    /// answered every command queued before the call, then until the fence work those
+    /// answers queued has run.
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT`, `ERESTARTSYS`.
+    pub(crate) fn wait_idle(&self) -> Result {
+        let target = self.space.sent.load(Ordering::Acquire);
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        loop {
+            let seen = *self.space.returned.lock();
+            if seen >= target {
+                break;
+            }
+            self.space
+                .wait_after(seen, Wait::Interruptible, &mut left)?;
+        }
+        self.vqs.handler().fences.flush();
+        Ok(())
     }
 
     /// Queues `cmd` followed by `data` (moved into the request, not copied); the answer is
@@ -310,7 +336,10 @@ impl<'bound> ControlQueue<'bound> {
         loop {
             let seen = *self.space.returned.lock();
             match self.vqs.submit(CONTROL_QUEUE, req) {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.space.sent.fetch_add(1, Ordering::Release);
+                    break;
+                }
                 Err((e, mut back)) => {
                     let waited = if e == ENOSPC {
                         self.space.wait_after(seen, how, left)

@@ -15,11 +15,13 @@
 //! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
 //! - [`file`]: an open file and its host context;
 //! - [`getparam`], [`query`]: the i915 ioctls, one module per family;
-//! - [`cache`]: host answers that cannot change while the device is bound.
+//! - [`cache`]: host answers that cannot change while the device is bound;
+//! - [`debugfs`]: the i915 debugfs files IGT needs.
 
 mod cache;
 mod ccmd;
 mod context;
+mod debugfs;
 mod driver;
 mod fence;
 mod file;

@@ -192,6 +192,33 @@ static int region_reservations(void)
 	return n;
 }
 
+/*
+ * IGT's drm_open_driver() writes dri/<minor>/i915_gem_drop_caches before every test: it
+ * reads back i915's DROP_ALL, takes masks as kstrtou64 does, and refuses anything else.
+ */
+TEST_F(node, drop_caches_debugfs)
+{
+	char buf[64] = { 0 }, big[300];
+	glob_t g;
+	int fd;
+
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);	/* EBUSY if mounted */
+	ASSERT_EQ(0, glob("/sys/kernel/debug/dri/*/i915_gem_drop_caches", 0, NULL, &g));
+	fd = open(g.gl_pathv[0], O_RDWR);
+	globfree(&g);
+	ASSERT_GE(fd, 0);
+	ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
+	EXPECT_STREQ("0x000003ff\n", buf);
+	EXPECT_EQ(5, pwrite(fd, "0x3ff", 5, 0));
+	EXPECT_EQ(2, pwrite(fd, "0\n", 2, 0));
+	EXPECT_EQ(-1, pwrite(fd, "12z", 3, 0));
+	EXPECT_EQ(EINVAL, errno);
+	memset(big, '1', sizeof(big));
+	EXPECT_EQ(-1, pwrite(fd, big, sizeof(big), 0));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
 /* The bound driver reserves the host-visible region, once. */
 TEST_F(node, host_visible_region_is_reserved)
 {
@@ -501,8 +528,9 @@ static int query_regions(int fd, struct drm_i915_query_memory_regions **out)
 
 /*
  * Without CAP_PERFMON (and CAP_SYS_ADMIN) the unallocated sizes are the probed sizes; with
- * them (root here) they are the host's live values, which the software host reports below
- * the probed ones.
+ * them (root here) they are the host's live values. On the software host's integrated part
+ * the one region is system memory, whose unallocated size i915 always reports as the total
+ * (IGT's query-regions-sanity-check asserts it), so both callers see the probed sizes.
  */
 TEST_F(node, memory_regions_for_unprivileged_callers)
 {
@@ -512,7 +540,8 @@ TEST_F(node, memory_regions_for_unprivileged_callers)
 
 	ASSERT_EQ(0, query_regions(self->fd, &live));
 	ASSERT_GE(live->num_regions, 1);
-	EXPECT_LT(live->regions[0].unallocated_size, live->regions[0].probed_size);
+	EXPECT_EQ(I915_MEMORY_CLASS_SYSTEM, live->regions[0].region.memory_class);
+	EXPECT_EQ(live->regions[0].unallocated_size, live->regions[0].probed_size);
 	free(live);
 	pid = fork();
 
