@@ -146,8 +146,9 @@ pub(crate) struct Space {
     /// How many requests the device has returned.
     #[pin]
     returned: SpinLockIrq<u64>,
-    /// How many requests were queued (counted after the fact: it may lag `returned`).
-    sent: AtomicU64,
+    /// Requests queued and not yet returned by the device (counted up before a request is
+    /// queued, so it never reads low).
+    in_flight: AtomicU64,
     #[pin]
     cv: CondVar,
 }
@@ -202,13 +203,18 @@ impl Handler for CtrlHandler {
         if let Some(ev) = req.event.take() {
             ev.retire(if ok { Ok(()) } else { Err(EIO) }, &self.fences);
         }
-        *self.space.returned.lock() += 1;
+        {
+            let mut g = self.space.returned.lock();
+            *g += 1;
+            self.space.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
         self.space.cv.notify_all();
     }
 }
 
 /// The control queue of one device while the driver is bound to it (`'bound`): it lives in
-/// the DRM registration data, so files reach it only through a registration guard.
+/// the DRM registration data, so files reach it only through a registration guard (and the
+/// device's debugfs files, which the registration removes before the data goes).
 pub(crate) struct ControlQueue<'bound> {
     vqs: Pin<KBox<Virtqueues<'bound, CtrlHandler>>>,
     space: Arc<Space>,
@@ -220,7 +226,7 @@ impl<'bound> ControlQueue<'bound> {
         let space = Arc::pin_init(
             pin_init!(Space {
                 returned <- new_spinlock_irq!(0),
-                sent: AtomicU64::new(0),
+                in_flight: AtomicU64::new(0),
                 cv <- new_condvar!(),
             }),
             GFP_KERNEL,
@@ -268,24 +274,26 @@ impl<'bound> ControlQueue<'bound> {
         self.send(cmd, data, &mut None, how, &mut left)?.wait(how)
     }
 
-    /// Waits (interruptibly, for at most [`COMMAND_TIMEOUT_MS`]) until the device has
-    /// answered every command queued before the call, then until the fence work those
-    /// answers queued has run.
+    /// Waits (interruptibly, for at most [`COMMAND_TIMEOUT_MS`]) until no command is in
+    /// flight on the device, then until the fence work the answers queued has run: the
+    /// device is idle, as i915 means it (other callers' commands count too).
     ///
     /// # Errors
     ///
     /// `ETIMEDOUT`, `ERESTARTSYS`.
     pub(crate) fn wait_idle(&self) -> Result {
-        let target = self.space.sent.load(Ordering::Acquire);
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        loop {
-            let seen = *self.space.returned.lock();
-            if seen >= target {
-                break;
+        // The count drops under the `returned` lock before the notification, so checking it
+        // under that lock cannot miss the last answer.
+        let mut g = self.space.returned.lock();
+        while self.space.in_flight.load(Ordering::Acquire) != 0 {
+            match self.space.cv.wait_interruptible_timeout(&mut g, left) {
+                CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
+                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
             }
-            self.space
-                .wait_after(seen, Wait::Interruptible, &mut left)?;
         }
+        drop(g);
         self.vqs.handler().fences.flush();
         Ok(())
     }
@@ -335,12 +343,11 @@ impl<'bound> ControlQueue<'bound> {
         // A full queue waits (bounded) for the device to return a request.
         loop {
             let seen = *self.space.returned.lock();
+            self.space.in_flight.fetch_add(1, Ordering::AcqRel);
             match self.vqs.submit(CONTROL_QUEUE, req) {
-                Ok(()) => {
-                    self.space.sent.fetch_add(1, Ordering::Release);
-                    break;
-                }
+                Ok(()) => break,
                 Err((e, mut back)) => {
+                    self.space.in_flight.fetch_sub(1, Ordering::AcqRel);
                     let waited = if e == ENOSPC {
                         self.space.wait_after(seen, how, left)
                     } else {
