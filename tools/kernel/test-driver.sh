@@ -56,21 +56,35 @@ VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" --kernel "$O/arch/x86/boot/bzI
     --append log_buf_len=4M \
     --cmd "$guest_cmd" 2>&1 | tee "$out/guest.log" || rc=$?
 
+# short_boot NAME TIMEOUT CMD [VAR=VALUE...]: one boot without KUnit, the host strict
+# plus the given variables; guest output in build/vm/$tag-NAME, runner log in
+# $out/NAME.log. Returns the runner's exit status.
+short_boot() {
+    local name=$1 timeout=$2 cmd=$3
+    shift 3
+    env "$@" VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
+        --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-$name" \
+        --append kunit.enable=0 --timeout "$timeout" --cmd "$cmd" >"$out/$name.log" 2>&1
+}
+# tap_counts FILE: "PASSED FAILED" of the kselftest lines in FILE (skips count neither).
+tap_counts() {
+    echo "$(grep -E '^ok [0-9]+ ' "$1" 2>/dev/null | grep -vc '# SKIP')" \
+        "$(grep -cE '^not ok [0-9]+ ' "$1" 2>/dev/null)"
+}
+
 # Host faults: a rejected ccmd and a dropped response must each fail one call with
 # -EIO (no hang), and the file must keep working. One short boot each.
 fault_pass=0 fault_fail=0
 for fault in reject:VIRTIO_INTEL_HOST_FAIL_CCMD drop:VIRTIO_INTEL_HOST_DROP_RSP; do
     kind=${fault%%:*} var=${fault#*:}
     frc=0
-    env "$var=1" VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
-        --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-$kind" \
-        --append kunit.enable=0 --timeout 120 \
-        --cmd "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_FAULT=$kind /mnt/host/virtio_intel_test -t host_fault_is_eio" \
-        >"$out/fault-$kind.log" 2>&1 || frc=$?
+    short_boot "$kind" 120 \
+        "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_FAULT=$kind /mnt/host/virtio_intel_test -t host_fault_is_eio" \
+        "$var=1" || frc=$?
     if [[ $frc == 0 ]] && grep -q '^ok 1 global.host_fault_is_eio' "$REPO_ROOT/build/vm/$tag-$kind/output.log"; then
         fault_pass=$((fault_pass + 1)); echo "=== $tag: host fault '$kind': ok"
     else
-        fault_fail=$((fault_fail + 1)); echo "=== $tag: host fault '$kind': FAILED (rc=$frc)"; cat "$out/fault-$kind.log"
+        fault_fail=$((fault_fail + 1)); echo "=== $tag: host fault '$kind': FAILED (rc=$frc)"; cat "$out/$kind.log"
     fi
 done
 
@@ -78,14 +92,11 @@ done
 # for a DMA fence signalled from the fence workqueue. The node fixture (which checks the
 # fence counters), the interruption tests and unbinding under load, one short boot.
 frc=0
-VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
-    --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-fenced" \
-    --append kunit.enable=0 --timeout 300 \
-    --cmd "insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && /mnt/host/virtio_intel_test -f node -t signal_storm_leaks_nothing -t killed_process_leaks_nothing -t hammer_while_rebinding && rmmod virtio_intel" \
-    >"$out/fenced.log" 2>&1 || frc=$?
+short_boot fenced 300 \
+    "insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && /mnt/host/virtio_intel_test -f node -t signal_storm_leaks_nothing -t killed_process_leaks_nothing -t hammer_while_rebinding && rmmod virtio_intel" ||
+    frc=$?
 fenced_log=$REPO_ROOT/build/vm/$tag-fenced/output.log
-fenced_pass=$(grep -E '^ok [0-9]+ ' "$fenced_log" 2>/dev/null | grep -vc '# SKIP')
-fenced_fail=$(grep -cE '^not ok [0-9]+ ' "$fenced_log" 2>/dev/null)
+read -r fenced_pass fenced_fail < <(tap_counts "$fenced_log")
 grep -qE '^ok [0-9]+ node.fenced_ccmds_signal_their_fences' "$fenced_log" 2>/dev/null ||
     { echo "the fence path test did not pass"; fenced_fail=$((fenced_fail + 1)); }
 if [[ $frc != 0 ]]; then
@@ -95,7 +106,7 @@ fi
 # Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
 dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
 outlog=$REPO_ROOT/build/vm/$tag/output.log
-ks_pass=$(grep -E '^ok [0-9]+ ' "$outlog" 2>/dev/null | grep -vc '# SKIP'); ks_fail=$(grep -cE '^not ok [0-9]+ ' "$outlog" 2>/dev/null)
+read -r ks_pass ks_fail < <(tap_counts "$outlog")
 ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
 for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence rust_workqueue_owned \
