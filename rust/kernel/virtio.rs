@@ -122,6 +122,18 @@ impl ShmRegion<'_> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The page frame number of the page at `offset` of the region, for a fault handler
+    /// that maps it to userspace (see `mm::virt::VmFault::insert_pfn`, whose caller keeps
+    /// the page valid until the mapping is zapped). `None` when `offset` is outside the
+    /// region.
+    pub fn pfn(&self, offset: u64) -> Option<usize> {
+        if offset >= self.len {
+            return None;
+        }
+        let phys = self.addr.checked_add(offset)?;
+        usize::try_from(phys >> crate::page::PAGE_SHIFT).ok()
+    }
 }
 
 /// Checks that an id table is non-empty and ends with its terminator.

@@ -30,7 +30,7 @@ gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -I"$ktree/tools/testing
     die "the kselftest did not build"
 # The same tests as a 32-bit process: GETPARAM through the compat ioctl, QUERY unchanged.
 # (kselftest_harness.h casts pointers to uintmax_t, which warns on 32-bit.)
-gcc -m32 -static -O2 -Wall -Werror -Wno-pointer-to-int-cast -I"$O/usr-headers/include" -I"$ktree/tools/testing/selftests" \
+gcc -m32 -static -O2 -Wall -Werror -Wno-pointer-to-int-cast -D_FILE_OFFSET_BITS=64 -I"$O/usr-headers/include" -I"$ktree/tools/testing/selftests" \
     -o "$out/share/virtio_intel_test32" \
     "$REPO_ROOT/tools/testing/selftests/drivers/gpu/virtio_intel/virtio_intel_test.c" ||
     die "the 32-bit kselftest did not build"
@@ -56,15 +56,16 @@ VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" --kernel "$O/arch/x86/boot/bzI
     --append log_buf_len=4M \
     --cmd "$guest_cmd" 2>&1 | tee "$out/guest.log" || rc=$?
 
-# short_boot NAME TIMEOUT CMD [VAR=VALUE...]: one boot without KUnit, the host strict
-# plus the given variables; guest output in build/vm/$tag-NAME, runner log in
+# short_boot NAME TIMEOUT CMD [--gpu DEVICE] [VAR=VALUE...]: one boot without KUnit, the
+# host strict plus the given variables; guest output in build/vm/$tag-NAME, runner log in
 # $out/NAME.log. Returns the runner's exit status.
 short_boot() {
-    local name=$1 timeout=$2 cmd=$3
+    local name=$1 timeout=$2 cmd=$3 qargs=()
     shift 3
+    if [[ ${1:-} == --gpu ]]; then qargs=(--gpu "$2"); shift 2; fi
     env "$@" VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" \
         --modprobe "" --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag-$name" \
-        --append kunit.enable=0 --timeout "$timeout" --cmd "$cmd" >"$out/$name.log" 2>&1
+        --append kunit.enable=0 --timeout "$timeout" "${qargs[@]}" --cmd "$cmd" >"$out/$name.log" 2>&1
 }
 # tap_counts FILE: "PASSED FAILED" of the kselftest lines in FILE (skips count neither).
 tap_counts() {
@@ -103,6 +104,17 @@ if [[ $frc != 0 ]]; then
     fenced_fail=$((fenced_fail + 1)); echo "=== $tag: fenced ccmds: FAILED (rc=$frc)"; cat "$out/fenced.log"
 fi
 
+# Window eviction: a 64 MiB host-visible window and twice as many mapped objects as fit.
+wrc=0
+short_boot window 600 \
+    "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_WINDOW_MB=64 /mnt/host/virtio_intel_test -t gem_window_eviction && rmmod virtio_intel" \
+    --gpu virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=64M || wrc=$?
+read -r window_pass window_fail < <(tap_counts "$REPO_ROOT/build/vm/$tag-window/output.log")
+[[ $window_pass == 1 ]] || { echo "the eviction test did not pass"; window_fail=$((window_fail + 1)); }
+if [[ $wrc != 0 ]]; then
+    window_fail=$((window_fail + 1)); echo "=== $tag: window eviction: FAILED (rc=$wrc)"; cat "$out/window.log"
+fi
+
 # Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
 dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
 outlog=$REPO_ROOT/build/vm/$tag/output.log
@@ -111,13 +123,14 @@ ku_pass=$(grep -E '^ +ok [0-9]+ ' "$dmesg" 2>/dev/null | grep -vc '# SKIP')
 ku_fail=$(grep -cE '^ *not ok [0-9]+ ' "$dmesg" 2>/dev/null)
 for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence rust_workqueue_owned \
     virtio_intel_protocol virtio_intel_ccmd virtio_intel_hostmem virtio_intel_getparam virtio_intel_query \
-    virtio_intel_file virtio_intel_context virtio_intel_fence virtio_intel_debugfs; do
+    virtio_intel_file virtio_intel_context virtio_intel_fence virtio_intel_debugfs virtio_intel_gem_create; do
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
 [[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }
-passed=$((ks_pass + ku_pass + fault_pass + fenced_pass)) failed=$((ks_fail + ku_fail + fault_fail + fenced_fail))
+passed=$((ks_pass + ku_pass + fault_pass + fenced_pass + window_pass))
+failed=$((ks_fail + ku_fail + fault_fail + fenced_fail + window_fail))
 if [[ $rc == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed;" \
-    "fenced ccmds $fenced_pass passed, $fenced_fail failed; runner rc=$rc"
+    "fenced ccmds $fenced_pass passed, $fenced_fail failed; window $window_pass passed, $window_fail failed; runner rc=$rc"
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

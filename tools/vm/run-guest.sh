@@ -23,7 +23,7 @@ usage: tools/vm/run-guest.sh [options] [--cmd "COMMAND"]
   --no-strict          do not set VIRTIO_INTEL_HOST_STRICT=1
   --append ARGS        extra guest kernel command-line arguments
   --display D          QEMU -display value (default gtk,gl=on, on Xvfb; see README)
-  --gpu DEVICE         override the GPU device (default virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G)
+  --gpu DEVICE         override the GPU device (default virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=4G)
   --logdir DIR         where to keep the logs (default build/vm/run-<time>-<pid>)
   -q, --quiet          print only the summary on success
 Environment: every VIRTIO_INTEL_HOST_* variable is passed to QEMU (fault injection).
@@ -34,7 +34,7 @@ USAGE
 cmd='uname -r; grep -H . /sys/kernel/debug/dri/*/virtio-gpu-features 2>/dev/null; dmesg | grep -iE "virtio|drm"; ls -l /dev/dri'
 kernel=debian modules='' modprobe=virtio_gpu modprobe_set=0 renderer=project share=''
 timeout=300 boot_timeout=300 smp=2 mem=2G accel=tcg strict=1 append='' logdir='' quiet=0
-gpu=virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=1G display=gtk,gl=on
+gpu=virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=4G display=gtk,gl=on
 while [[ $# -gt 0 ]]; do
     case $1 in
         --cmd) cmd=$2; shift 2 ;;

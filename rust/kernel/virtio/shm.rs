@@ -21,9 +21,10 @@ use crate::{
 };
 
 use super::ShmRegion;
+use crate::mm::virt::PfnCache;
 use core::marker::PhantomData;
 
-/// A write-back kernel mapping of `len` bytes at `offset` of a shared memory region, valid
+/// A kernel mapping of `len` bytes at `offset` of a shared memory region, valid
 /// while the driver is bound to the device (`'bound`).
 ///
 /// # Invariants
@@ -55,6 +56,28 @@ impl<'bound> ShmMapping<'bound> {
     /// `EINVAL` when the window is empty or not inside the region, `ENOMEM` when the
     /// mapping fails.
     pub fn new(region: &ShmRegion<'bound>, offset: u64, len: usize) -> Result<Self> {
+        Self::with_cache(region, offset, len, PfnCache::WriteBack)
+    }
+
+    /// Maps `len` bytes at `offset` of `region` with the caching `cache`, which must be the
+    /// caching the host maps that memory with: a kernel alias with another caching (a
+    /// write-back view of a write-combined range, say) is not coherent with it.
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmMapping::new`]; `ENODEV` for [`PfnCache::Uncached`], which `memremap` cannot
+    /// map.
+    pub fn with_cache(
+        region: &ShmRegion<'bound>,
+        offset: u64,
+        len: usize,
+        cache: PfnCache,
+    ) -> Result<Self> {
+        let flags = match cache {
+            PfnCache::WriteBack => bindings::MEMREMAP_WB,
+            PfnCache::WriteCombine => bindings::MEMREMAP_WC,
+            PfnCache::Uncached => return Err(ENODEV),
+        };
         let len64 = u64::try_from(len).map_err(|_| EINVAL)?;
         let end = offset.checked_add(len64).ok_or(EINVAL)?;
         if len == 0 || end > region.len() {
@@ -64,8 +87,7 @@ impl<'bound> ShmMapping<'bound> {
         // SAFETY: `phys..phys + len` lies inside a shared memory region a device exposes
         // (`ShmRegion` invariant; checked above), not in RAM the kernel owns; `memremap`
         // validates the rest.
-        let p =
-            unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as crate::ffi::c_ulong) };
+        let p = unsafe { bindings::memremap(phys, len, flags as crate::ffi::c_ulong) };
         if p.is_null() {
             return Err(ENOMEM);
         }

@@ -29,8 +29,12 @@ pub(crate) const RET_SENTINEL: u32 = 0x7fff_ffff;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum CcmdId {
+    IoctlSimple = 1,
     Getparam = 2,
     Queryparam = 3,
+    GemCreate = 4,
+    GemCreateExt = 5,
+    GemSetMmapMode = 8,
 }
 
 /// `struct vdrm_ccmd_req`: the header of every ccmd.
@@ -78,19 +82,30 @@ pub(crate) trait Ccmd {
     fn response_size(&self) -> usize;
     /// Decodes the response from the bytes the host says it wrote.
     fn decode(&self, rsp: &[u8]) -> Result<Self::Response>;
+    /// Bytes that follow the fixed request on the wire (counted in the header's `len`).
+    fn payload(&self) -> &[u8] {
+        &[]
+    }
+    /// Where the response holds the host's errno (`IOCTL_SIMPLE` has it right after `len`);
+    /// the slot is pre-filled with [`RET_SENTINEL`] there.
+    const RET_AT: usize = 8;
 }
 
 /// Encodes `c` with its header.
 pub(crate) fn encode<C: Ccmd>(c: &C, seqno: u32, rsp_off: u32) -> Result<KVec<u8>> {
-    let len = u32::try_from(size_of::<C::Request>()).map_err(|_| EINVAL)?;
+    let total = size_of::<C::Request>()
+        .checked_add(c.payload().len())
+        .ok_or(EINVAL)?;
+    let len = u32::try_from(total).map_err(|_| EINVAL)?;
     let req = c.request(CcmdHdr {
         cmd: (C::ID as u32).to_le(),
         len: len.to_le(),
         seqno: seqno.to_le(),
         rsp_off: rsp_off.to_le(),
     });
-    let mut out = KVec::with_capacity(size_of::<C::Request>(), GFP_KERNEL)?;
+    let mut out = KVec::with_capacity(total, GFP_KERNEL)?;
     out.extend_from_slice(req.as_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(c.payload(), GFP_KERNEL)?;
     Ok(out)
 }
 
@@ -223,6 +238,191 @@ impl Ccmd for Queryparam {
 }
 
 // Wire sizes (`virtio-intel-protocol.md` §3.2-§3.3); `IntoBytes` proves there is no padding.
+/// `DRM_IOCTL_I915_GEM_SET_DOMAIN` as the host takes it in `IOCTL_SIMPLE`.
+const IOCTL_SET_DOMAIN: u32 = 0x400c_645f;
+
+/// `I915_CCMD_IOCTL_SIMPLE` (§3.1) with `DRM_IOCTL_I915_GEM_SET_DOMAIN`: the object is named
+/// by its `res_id`. The response is `len`, then the host ioctl's errno.
+pub(crate) struct SetDomain {
+    pub(crate) res_id: u32,
+    pub(crate) read_domains: u32,
+    pub(crate) write_domain: u32,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct SetDomainReq {
+    hdr: CcmdHdr,
+    cmd: u32,
+    pad: u32,
+    handle: u32,
+    read_domains: u32,
+    write_domain: u32,
+}
+
+/// The response of an `IOCTL_SIMPLE` without output: `len`, then the errno.
+#[repr(C)]
+#[derive(FromBytes, Immutable, KnownLayout)]
+struct IoctlSimpleRsp {
+    len: u32,
+    ret: u32,
+}
+
+impl Ccmd for SetDomain {
+    const ID: CcmdId = CcmdId::IoctlSimple;
+    const RET_AT: usize = 4;
+    type Request = SetDomainReq;
+    type Response = HostResult<()>;
+
+    fn request(&self, hdr: CcmdHdr) -> SetDomainReq {
+        SetDomainReq {
+            hdr,
+            cmd: IOCTL_SET_DOMAIN.to_le(),
+            pad: 0,
+            handle: self.res_id.to_le(),
+            read_domains: self.read_domains.to_le(),
+            write_domain: self.write_domain.to_le(),
+        }
+    }
+
+    fn response_size(&self) -> usize {
+        size_of::<IoctlSimpleRsp>()
+    }
+
+    fn decode(&self, rsp: &[u8]) -> Result<HostResult<()>> {
+        let (r, _) = IoctlSimpleRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+        Ok(match u32::from_le(r.ret) {
+            RET_SENTINEL => return Err(EIO),
+            0 => Ok(()),
+            e => Err(e),
+        })
+    }
+}
+
+/// `I915_CCMD_GEM_CREATE` (§3.4): a host GEM object of `size` bytes in system memory,
+/// pending under `blob_id` until `RESOURCE_CREATE_BLOB` takes it. No response: the host
+/// publishes the seqno only if the ioctl succeeded.
+pub(crate) struct GemCreate {
+    pub(crate) size: u64,
+    pub(crate) blob_id: u32,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GemCreateReq {
+    hdr: CcmdHdr,
+    size: u64,
+    blob_id: u32,
+    pad: u32,
+}
+
+/// Implements the parts of [`Ccmd`] common to commands the host does not answer.
+macro_rules! no_response {
+    () => {
+        type Response = ();
+
+        fn response_size(&self) -> usize {
+            0
+        }
+
+        fn decode(&self, _rsp: &[u8]) -> Result {
+            Ok(())
+        }
+    };
+}
+
+impl Ccmd for GemCreate {
+    const ID: CcmdId = CcmdId::GemCreate;
+    type Request = GemCreateReq;
+    no_response!();
+
+    fn request(&self, hdr: CcmdHdr) -> GemCreateReq {
+        GemCreateReq {
+            hdr,
+            size: self.size.to_le(),
+            blob_id: self.blob_id.to_le(),
+            pad: 0,
+        }
+    }
+}
+
+/// `I915_CCMD_GEM_CREATE_EXT` (§3.5): as [`GemCreate`], with `drm_i915_gem_create_ext`
+/// flags and the extension chain serialised in `ext` (each extension struct followed by
+/// its arrays, packed; pointers are rewritten by the host).
+pub(crate) struct GemCreateExt {
+    pub(crate) size: u64,
+    pub(crate) blob_id: u32,
+    pub(crate) flags: u32,
+    pub(crate) ext: KVec<u8>,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GemCreateExtReq {
+    hdr: CcmdHdr,
+    size: u64,
+    blob_id: u32,
+    gem_flags: u32,
+    ext_size: u32,
+    pad: u32,
+}
+
+impl Ccmd for GemCreateExt {
+    const ID: CcmdId = CcmdId::GemCreateExt;
+    type Request = GemCreateExtReq;
+    no_response!();
+
+    fn request(&self, hdr: CcmdHdr) -> GemCreateExtReq {
+        GemCreateExtReq {
+            hdr,
+            size: self.size.to_le(),
+            blob_id: self.blob_id.to_le(),
+            gem_flags: self.flags.to_le(),
+            // The callers build `ext` from at most a few hundred bytes.
+            ext_size: (self.ext.len() as u32).to_le(),
+            pad: 0,
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.ext
+    }
+}
+
+/// `I915_CCMD_GEM_SET_MMAP_MODE` (§3.8): the caching the host maps resource `res_id` with,
+/// as `drm_i915_gem_mmap_offset.flags`; only effective before the first `MAP_BLOB`.
+pub(crate) struct GemSetMmapMode {
+    pub(crate) res_id: u32,
+    pub(crate) flags: u32,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GemSetMmapModeReq {
+    hdr: CcmdHdr,
+    res_id: u32,
+    flags: u32,
+}
+
+impl Ccmd for GemSetMmapMode {
+    const ID: CcmdId = CcmdId::GemSetMmapMode;
+    type Request = GemSetMmapModeReq;
+    no_response!();
+
+    fn request(&self, hdr: CcmdHdr) -> GemSetMmapModeReq {
+        GemSetMmapModeReq {
+            hdr,
+            res_id: self.res_id.to_le(),
+            flags: self.flags.to_le(),
+        }
+    }
+}
+
+kernel::static_assert!(size_of::<SetDomainReq>() == 36);
+kernel::static_assert!(size_of::<IoctlSimpleRsp>() == 8);
+kernel::static_assert!(size_of::<GemCreateReq>() == 32);
+kernel::static_assert!(size_of::<GemCreateExtReq>() == 40);
+kernel::static_assert!(size_of::<GemSetMmapModeReq>() == 24);
 kernel::static_assert!(size_of::<CcmdHdr>() == 16);
 kernel::static_assert!(size_of::<RspHdr>() == 12);
 kernel::static_assert!(size_of::<GetparamReq>() == 24);
@@ -239,6 +439,38 @@ mod tests {
             Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
             None => u32::MAX,
         }
+    }
+
+    #[test]
+    fn gem_create_ext_encoding_counts_the_payload() -> Result {
+        let mut ext = KVec::new();
+        ext.extend_from_slice(&[0xaa; 52], GFP_KERNEL)?;
+        let c = GemCreateExt {
+            size: 0x2000,
+            blob_id: 3,
+            flags: 1,
+            ext,
+        };
+        let b = encode(&c, 1, 0)?;
+        assert_eq!(b.len(), 92);
+        assert_eq!((rd32(&b, 0), rd32(&b, 4)), (5, 92));
+        assert_eq!((rd32(&b, 16), rd32(&b, 24), rd32(&b, 28)), (0x2000, 3, 1));
+        assert_eq!(rd32(&b, 32), 52);
+        assert_eq!(b[40], 0xaa);
+        assert_eq!(c.response_size(), 0);
+        let b = encode(
+            &GemSetMmapMode {
+                res_id: 9,
+                flags: 2,
+            },
+            4,
+            0,
+        )?;
+        assert_eq!(
+            (rd32(&b, 0), rd32(&b, 4), rd32(&b, 16), rd32(&b, 20)),
+            (8, 24, 9, 2)
+        );
+        Ok(())
     }
 
     #[test]

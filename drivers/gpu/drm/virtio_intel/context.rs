@@ -23,6 +23,7 @@
 
 use core::sync::atomic::{
     AtomicBool,
+    AtomicU32,
     Ordering, //
 };
 use kernel::{
@@ -92,6 +93,8 @@ const SHMEM_SIZE: usize = 16384;
 const AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
 /// Alignment of response slots (the host's responses hold 64-bit fields).
 const SLOT_ALIGN: u64 = 8;
+/// The slot of a ccmd the host does not answer: room for the pre-filled response header.
+const SCRATCH_SLOT: usize = 16;
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
@@ -153,6 +156,8 @@ pub(crate) struct HostContext {
     blob_created: bool,
     mapped: bool,
     torn_down: AtomicBool,
+    /// The next GEM `blob_id`.
+    next_blob: AtomicU32,
     calls: Pin<KBox<Calls>>,
     /// The fences of ring 0, which fenced ccmds use (only with `fenced_ccmds=1`).
     ring0: Option<Arc<Timeline>>,
@@ -304,6 +309,7 @@ impl HostContext {
             blob_created: false,
             mapped: false,
             torn_down: AtomicBool::new(false),
+            next_blob: AtomicU32::new(1),
             calls,
             ring0,
         };
@@ -358,6 +364,23 @@ impl HostContext {
         bound.pages.insert(ctx_id, shm)
     }
 
+    /// The virtio context id.
+    pub(crate) fn id(&self) -> u32 {
+        self.ctx_id
+    }
+
+    /// A `blob_id` for the next GEM object of this context: never 0, and not reused before
+    /// 2^32 - 1 more objects (the host keeps a pending object under its id until
+    /// `RESOURCE_CREATE_BLOB` takes it).
+    pub(crate) fn new_blob_id(&self) -> u32 {
+        loop {
+            let id = self.next_blob.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
     /// Largest payload a QUERY item can return through the response page.
     pub(crate) fn max_query_len(&self) -> usize {
         AREA_LEN - 16
@@ -370,14 +393,23 @@ impl HostContext {
     /// `EINVAL` if the response cannot fit, `EIO` when the host rejected the ccmd or its
     /// answer fails validation, `ETIMEDOUT` when no slot or answer came in time,
     /// `ERESTARTSYS` on a signal.
+    ///
+    /// A ccmd without a response succeeded if the host published its seqno. Another
+    /// caller's later ccmd on the same context can publish a later seqno first and hide a
+    /// rejection; such ccmds are confirmed by their effect as well (a `GEM_CREATE` by the
+    /// `RESOURCE_CREATE_BLOB` that takes its object).
     pub(crate) fn call<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
         let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
+        // A ccmd without a response gets a scratch slot of capacity 0: the host may copy a
+        // stale response of an earlier failed ccmd to whatever offset a later one names
+        // (errata, finding 3); it then copies nothing and writes a length of 0 there, which
+        // must not be in another caller's slot.
         let size = c.response_size();
         if size > AREA_LEN {
             return Err(EINVAL);
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        let area_off = self.take_slot(&shm, size, &mut left)?;
+        let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
         let r = self.call_in_slot(&bound.queue, &shm, c, area_off, size, &mut left);
         match r {
             Ok(r) => {
@@ -541,9 +573,10 @@ impl HostContext {
         let rsp_off = u32::try_from(area_off).map_err(|_| Abandon::NotQueued(EINVAL))?;
         let slot = RSP_MEM_OFFSET as usize + rsp_off as usize;
         // Pre-fill the head of the slot: its capacity and a `ret` the host never writes.
+        build_assert!(C::RET_AT <= 8);
         let mut head = [0u8; 12];
         head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
-        head[8..12].copy_from_slice(&RET_SENTINEL.to_le_bytes());
+        head[C::RET_AT..C::RET_AT + 4].copy_from_slice(&RET_SENTINEL.to_le_bytes());
         shm.write(slot, &head).map_err(Abandon::NotQueued)?;
 
         let seqno = self
@@ -593,7 +626,7 @@ enum Abandon {
 /// Whether a teardown command's outcome means the host no longer holds the object: it
 /// answered (success, or an error for an object it never created), or the device is gone.
 /// A timeout or a failure to queue leaves that unknown.
-fn settled(r: &Result) -> bool {
+pub(crate) fn settled(r: &Result) -> bool {
     match r {
         Ok(()) => true,
         Err(e) => *e == EIO || *e == ENODEV,

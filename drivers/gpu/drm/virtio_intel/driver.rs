@@ -133,6 +133,7 @@ impl drm::Driver for VirtioIntelDriver {
     const FEAT_RENDER: bool = true;
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
+    const GEM_MMAP_AT_OFFSET: bool = true;
     const COMPAT_IOCTLS: &'static [drm::ioctl::CompatIoctl] = crate::getparam::COMPAT_IOCTLS;
 
     fn debugfs_files() -> &'static [drm::debugfs::DebugfsFile<Self>] {
@@ -141,9 +142,25 @@ impl drm::Driver for VirtioIntelDriver {
 
     kernel::declare_drm_ioctls_sparse! {
         (0x06, I915_GETPARAM, drm::ioctl::IOWR::<uapi::drm_i915_getparam>(0x46),
-            drm_i915_getparam, ioctl::RENDER_ALLOW, File::getparam),
+            uapi::drm_i915_getparam, ioctl::RENDER_ALLOW, File::getparam),
+        (0x18, I915_GEM_THROTTLE, drm::ioctl::IO(0x58),
+            (), ioctl::RENDER_ALLOW, File::gem_throttle),
+        (0x1b, I915_GEM_CREATE, drm::ioctl::IOWR::<uapi::drm_i915_gem_create>(0x5b),
+            uapi::drm_i915_gem_create, ioctl::RENDER_ALLOW, File::gem_create),
+        (0x1c, I915_GEM_PREAD, drm::ioctl::IOW::<uapi::drm_i915_gem_pread>(0x5c),
+            uapi::drm_i915_gem_pread, ioctl::RENDER_ALLOW, File::gem_pread),
+        (0x1d, I915_GEM_PWRITE, drm::ioctl::IOW::<uapi::drm_i915_gem_pwrite>(0x5d),
+            uapi::drm_i915_gem_pwrite, ioctl::RENDER_ALLOW, File::gem_pwrite),
+        (0x1f, I915_GEM_SET_DOMAIN, drm::ioctl::IOW::<uapi::drm_i915_gem_set_domain>(0x5f),
+            uapi::drm_i915_gem_set_domain, ioctl::RENDER_ALLOW, File::gem_set_domain),
+        (0x20, I915_GEM_SW_FINISH, drm::ioctl::IOW::<uapi::drm_i915_gem_sw_finish>(0x60),
+            uapi::drm_i915_gem_sw_finish, ioctl::RENDER_ALLOW, File::gem_sw_finish),
+        (0x24, I915_GEM_MMAP_OFFSET, drm::ioctl::IOWR::<uapi::drm_i915_gem_mmap_offset>(0x64),
+            uapi::drm_i915_gem_mmap_offset, ioctl::RENDER_ALLOW, File::gem_mmap_offset),
         (0x39, I915_QUERY, drm::ioctl::IOWR::<uapi::drm_i915_query>(0x79),
-            drm_i915_query, ioctl::RENDER_ALLOW, File::query),
+            uapi::drm_i915_query, ioctl::RENDER_ALLOW, File::query),
+        (0x3c, I915_GEM_CREATE_EXT, drm::ioctl::IOWR::<uapi::drm_i915_gem_create_ext>(0x7c),
+            uapi::drm_i915_gem_create_ext, ioctl::RENDER_ALLOW, File::gem_create_ext),
     }
 }
 

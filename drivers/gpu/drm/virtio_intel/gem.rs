@@ -1,27 +1,444 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! GEM objects. Host blobs come with the GEM issue; the DRM core needs the type now.
+//! GEM objects backed by host blobs (`virtio-intel-protocol.md` §4).
+//!
+//! A GEM object is a host i915 object of its creator's host context, exported as a virtio
+//! blob resource (`res_id`, global in the VM). It has no guest pages: userspace maps it
+//! through the host-visible window. The object takes a window range at its first page fault
+//! (`RESOURCE_MAP_BLOB`; the host answers with the caching to map it with). A mapping holds
+//! a reference to the object, so it outlives `GEM_CLOSE` and the file.
+//!
+//! The window is a managed resource. When it is full, the object mapped longest ago whose
+//! state is not busy is evicted: its user page table entries are zapped, the host unmaps it
+//! (`RESOURCE_UNMAP_BLOB`) and its range is freed; its next fault maps it again, maybe
+//! elsewhere. Page table entries are only inserted, and only zapped, under the object's
+//! state lock, so no entry ever points at a range the object no longer holds.
+//!
+//! Every host object is recorded in [`HostState`] before the command creating it is
+//! queued, and freeing the object releases exactly what was recorded: `RESOURCE_UNMAP_BLOB`
+//! then `RESOURCE_UNREF` while the device is bound (uninterruptible, bounded), nothing once
+//! it is gone (unbind resets the device and the host forgets everything). A window range or
+//! resource id whose release the host did not confirm stays taken, so it is never handed
+//! out while the host may still use it.
 
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
 use kernel::{
-    drm::gem,
-    prelude::*, //
+    drm,
+    mm::virt::{
+        PfnCache,
+        VmFault,
+        VmFaultResult, //
+    },
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Arc,
+        Mutex, //
+    },
 };
 
-use crate::driver::VirtioIntelDriver;
+use crate::{
+    context::settled,
+    driver::{
+        Bound,
+        VirtioIntelDriver, //
+    },
+    protocol::{
+        ResourceCmd,
+        ResourceCreateBlob,
+        ResourceMapBlob,
+        BLOB_FLAG_USE_MAPPABLE,
+        BLOB_FLAG_USE_SHAREABLE,
+        MAP_CACHE_CACHED,
+        MAP_CACHE_NONE,
+        MAP_CACHE_UNCACHED,
+        MAP_CACHE_WC, //
+    },
+    shared::Shared,
+};
+
+/// The GEM object type of the driver.
+pub(crate) type Object = drm::gem::Object<Bo>;
+
+/// The DRM device as a GEM object keeps it: registered once, maybe unbound since.
+pub(crate) type IoctlDevice = drm::Device<VirtioIntelDriver, drm::Ioctl>;
+
+/// What a new object is made of: its device and its host state.
+pub(crate) struct BoArgs {
+    /// The device, to reach the host when the object is mapped or freed.
+    pub(crate) dev: ARef<IoctlDevice>,
+    /// The object's host resource and window state.
+    pub(crate) slot: Arc<MapSlot>,
+}
+
+/// Where an object is in the host-visible window.
+#[derive(Clone, Copy)]
+struct Window {
+    /// Offset in the region.
+    offset: u64,
+    /// The caching the host maps it with; `None` when the host's answer to `MAP_BLOB` (or
+    /// to the `UNMAP_BLOB` of an eviction) is not known, so the range may or may not be
+    /// mapped: the object cannot be mapped again, and its range is quarantined when it is
+    /// freed unless the host then confirms the unmap.
+    cache: Option<PfnCache>,
+}
+
+/// The host objects of one GEM object.
+///
+/// # Invariants
+///
+/// - `blob`: `RESOURCE_CREATE_BLOB` for the slot's `res_id` was queued;
+/// - `window`: `RESOURCE_MAP_BLOB` was queued for that range, which the object holds in the
+///   device's window allocator; user page table entries point into it only while it is
+///   set, and only at pages of the object.
+struct HostState {
+    blob: bool,
+    /// The `I915_MMAP_OFFSET_*` mode sent with `GEM_SET_MMAP_MODE`, once.
+    mode: Option<u32>,
+    window: Option<Window>,
+}
+
+/// What an eviction attempt did.
+pub(crate) enum Evict {
+    /// The object's range was freed, or it holds none (any more), or its unmap was not
+    /// confirmed and the range stays quarantined: it leaves the eviction order.
+    Gone,
+    /// Its state is locked (being mapped, copied through or freed): try again later.
+    Busy,
+}
+
+/// The host side of one GEM object, shared with the device's eviction list.
+///
+/// # Invariants
+///
+/// `res_id` is reserved in the device's [`Shared`] for this object until the object is
+/// dropped.
+#[pin_data]
+pub(crate) struct MapSlot {
+    ctx_id: u32,
+    res_id: u32,
+    size: u64,
+    /// The object's fake mmap offset, `u64::MAX` until it has one.
+    fake_offset: AtomicU64,
+    #[pin]
+    state: Mutex<HostState>,
+}
+
+impl MapSlot {
+    /// The host state of an object of `size` bytes created in virtio context `ctx_id` as
+    /// resource `res_id`.
+    pub(crate) fn new(ctx_id: u32, res_id: u32, size: u64) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(MapSlot {
+                ctx_id,
+                res_id,
+                size,
+                fake_offset: AtomicU64::new(u64::MAX),
+                state <- new_mutex!(HostState {
+                    blob: false,
+                    mode: None,
+                    window: None,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Runs `f` with the window range and caching of the object, mapping it first if it is
+    /// not mapped (evicting other objects when the window is full). `f` runs under the state
+    /// lock: no eviction can take the range meanwhile, so it may map pages of it to userspace
+    /// or copy through it, but it must not touch user memory (a fault there could need this
+    /// lock).
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` when the window is full of objects that cannot be evicted or the object is
+    /// larger than the window; `EIO` when the host refuses the map, answers with an unknown
+    /// caching, or never answered an earlier map or unmap of the object; the transport's
+    /// errors.
+    fn with_window<R>(
+        self: &Arc<Self>,
+        dev: &IoctlDevice,
+        bound: &Bound<'_>,
+        shared: &Shared,
+        f: impl FnOnce(u64, PfnCache) -> R,
+    ) -> Result<R> {
+        let mut st = self.state.lock();
+        if st.window.is_none() {
+            self.map(&mut st, dev, bound, shared)?;
+        }
+        let w = st.window.ok_or(EIO)?;
+        Ok(f(w.offset, w.cache.ok_or(EIO)?))
+    }
+
+    /// Takes a window range and has the host map the object there.
+    fn map(
+        self: &Arc<Self>,
+        st: &mut HostState,
+        dev: &IoctlDevice,
+        bound: &Bound<'_>,
+        shared: &Shared,
+    ) -> Result {
+        // In the eviction order from the allocation on, so that others wait for the map to
+        // finish instead of finding the window full of nothing they could evict.
+        let offset = shared
+            .alloc_window(self, self.size, dev, bound)
+            .inspect_err(|e| {
+                if *e == ENOSPC {
+                    kernel::pr_warn_once!(
+                    "virtio_intel: an object of {} bytes does not fit the host-visible window\n",
+                    self.size
+                );
+                }
+            })?;
+        st.window = Some(Window {
+            offset,
+            cache: None,
+        });
+        // Uninterruptible (bounded): a map queued but not answered could never be retried,
+        // as the host refuses to map a mapped resource again.
+        let r = bound.queue.call_uninterruptible(&ResourceMapBlob::new(
+            self.ctx_id,
+            self.res_id,
+            offset,
+        ));
+        match r {
+            Ok(info) => {
+                let cache = cache_of(info.cache()).ok_or(EIO)?;
+                st.window = Some(Window {
+                    offset,
+                    cache: Some(cache),
+                });
+                Ok(())
+            }
+            Err(e) if e == EIO => {
+                // The host answered with an error: nothing is mapped there.
+                st.window = None;
+                shared.free_hostmem(offset);
+                shared.untrack_mapped(self);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Evicts the object from the window, if its state is not locked by someone else:
+    /// zaps its user mappings, has the host unmap it and frees its range.
+    pub(crate) fn try_evict(&self, dev: &IoctlDevice, bound: &Bound<'_>, shared: &Shared) -> Evict {
+        let Some(mut st) = self.state.try_lock() else {
+            return Evict::Busy;
+        };
+        let Some(w) = st.window else {
+            return Evict::Gone;
+        };
+        if w.cache.is_none() {
+            return Evict::Gone;
+        }
+        let fake = self.fake_offset.load(Ordering::Acquire);
+        if fake != u64::MAX {
+            dev.unmap_user_range(fake, self.size);
+        }
+        let r = bound
+            .queue
+            .call_uninterruptible(&ResourceCmd::unmap_blob(self.ctx_id, self.res_id))
+            .map(|_| ());
+        if settled(&r) {
+            st.window = None;
+            shared.free_hostmem(w.offset);
+            shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // The host may still map the range: keep it, and the object unmappable.
+            st.window = Some(Window {
+                offset: w.offset,
+                cache: None,
+            });
+        }
+        Evict::Gone
+    }
+
+    /// Releases the host objects of the slot, through `bound` if the device is bound.
+    fn release(&self, bound: Option<&Bound<'_>>, shared: &Shared) {
+        let mut st = self.state.lock();
+        let stats = &shared.stats;
+        let (ctx, res) = (self.ctx_id, self.res_id);
+        let send = |cmd: &ResourceCmd| match bound {
+            Some(b) => {
+                let r = b.queue.call_uninterruptible(cmd).map(|_| ());
+                if let Err(e) = r {
+                    pr_debug!("virtio_intel: releasing blob {}: {:?}\n", res, e);
+                }
+                settled(&r)
+            }
+            None => true,
+        };
+        if let Some(w) = st.window.take() {
+            if send(&ResourceCmd::unmap_blob(ctx, res)) {
+                shared.free_hostmem(w.offset);
+            } else {
+                stats.quarantined_bytes.fetch_add(
+                    i64::try_from(self.size).unwrap_or(i64::MAX),
+                    Ordering::Relaxed,
+                );
+                kernel::pr_warn_once!(
+                    "virtio_intel: blob {}: unmap not confirmed, window range {:#x} quarantined\n",
+                    res,
+                    w.offset
+                );
+            }
+        }
+        if !st.blob {
+            shared.release_res_id(res);
+        } else if send(&ResourceCmd::unref(res)) {
+            stats.blobs.fetch_sub(1, Ordering::Relaxed);
+            shared.release_res_id(res);
+        }
+    }
+}
 
 /// Driver data of a GEM object.
-#[pin_data]
-pub(crate) struct Bo {}
+#[pin_data(PinnedDrop)]
+pub(crate) struct Bo {
+    dev: ARef<IoctlDevice>,
+    shared: Arc<Shared>,
+    slot: Arc<MapSlot>,
+}
 
-impl gem::DriverObject for Bo {
+#[vtable]
+impl drm::gem::DriverObject for Bo {
     type Driver = VirtioIntelDriver;
-    type Args = ();
+    type Args = BoArgs;
 
     fn new(
-        _dev: &kernel::drm::Device<VirtioIntelDriver>,
+        dev: &drm::Device<VirtioIntelDriver>,
         _size: usize,
-        _args: (),
+        args: BoArgs,
     ) -> impl PinInit<Self, Error> {
-        try_pin_init!(Bo {})
+        let shared: &Arc<Shared> = dev;
+        try_pin_init!(Bo {
+            dev: args.dev,
+            shared: shared.clone(),
+            slot: args.slot,
+        })
+    }
+
+    fn fault(obj: &Object, fault: &VmFault, page: usize) -> VmFaultResult {
+        let Some(guard) = obj.dev.registration_guard() else {
+            return VmFaultResult::SIGBUS;
+        };
+        guard.registration_data_with(|bound| {
+            let r = obj
+                .slot
+                .with_window(&obj.dev, bound, &obj.shared, |offset, cache| {
+                    let pfn = (page as u64)
+                        .checked_mul(PAGE_SIZE as u64)
+                        .and_then(|at| offset.checked_add(at))
+                        .and_then(|at| bound.hostmem.pfn(at));
+                    let Some(pfn) = pfn else {
+                        return VmFaultResult::SIGBUS;
+                    };
+                    // SAFETY: `pfn` is a page of the host-visible region, device memory this
+                    // binding reserved, inside the object's window range (`page` is below the
+                    // object's size). The state lock is held: the range stays the object's until
+                    // an eviction, which zaps the object's mappings under the same lock, or until
+                    // the object is freed, which needs every mapping gone. Unbind zaps every
+                    // mapping of the device (the DRM registration does, after unplugging it)
+                    // before the region's reservation is released.
+                    unsafe { fault.insert_pfn(pfn, cache) }
+                });
+            match r {
+                Ok(v) => v,
+                // Retried once the signal is handled.
+                Err(e) if e == ERESTARTSYS || e == EINTR => VmFaultResult::NOPAGE,
+                Err(e) if e == ENOMEM => VmFaultResult::OOM,
+                Err(_) => VmFaultResult::SIGBUS,
+            }
+        })
+    }
+}
+
+/// The page caching for a host `VIRTIO_GPU_MAP_CACHE_*` value.
+fn cache_of(map_info: u32) -> Option<PfnCache> {
+    match map_info {
+        MAP_CACHE_NONE | MAP_CACHE_CACHED => Some(PfnCache::WriteBack),
+        MAP_CACHE_UNCACHED => Some(PfnCache::Uncached),
+        MAP_CACHE_WC => Some(PfnCache::WriteCombine),
+        _ => None,
+    }
+}
+
+impl Bo {
+    /// The blob resource id.
+    pub(crate) fn res_id(&self) -> u32 {
+        self.slot.res_id
+    }
+
+    /// Records the object's fake mmap offset (for zapping its mappings on eviction).
+    pub(crate) fn set_fake_offset(&self, offset: u64) {
+        self.slot.fake_offset.store(offset, Ordering::Release);
+    }
+
+    /// Exports the host object pending under `blob_id` as this object's blob resource.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` when the host refuses (no pending object: the `GEM_CREATE` failed; or a size
+    /// mismatch), or the transport's errors.
+    pub(crate) fn create_blob(&self, bound: &Bound<'_>, blob_id: u32) -> Result {
+        let s = &self.slot;
+        s.state.lock().blob = true;
+        self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
+        bound
+            .queue
+            .call(&ResourceCreateBlob::host3d(
+                s.ctx_id,
+                s.res_id,
+                BLOB_FLAG_USE_MAPPABLE | BLOB_FLAG_USE_SHAREABLE,
+                u64::from(blob_id),
+                s.size,
+            ))
+            .map(|_| ())
+    }
+
+    /// Runs `send` (which sends `GEM_SET_MMAP_MODE` for `mode`) unless a mode was already
+    /// requested or the object was mapped: the host takes one mode per object, before its
+    /// first map.
+    pub(crate) fn request_mode(&self, mode: u32, send: impl FnOnce() -> Result) -> Result {
+        let mut st = self.slot.state.lock();
+        if st.mode.is_some() || st.window.is_some() {
+            return Ok(());
+        }
+        send()?;
+        st.mode = Some(mode);
+        Ok(())
+    }
+
+    /// Runs `f` with the object's window range and caching; see [`MapSlot::with_window`].
+    pub(crate) fn with_window<R>(
+        &self,
+        bound: &Bound<'_>,
+        f: impl FnOnce(u64, PfnCache) -> R,
+    ) -> Result<R> {
+        self.slot.with_window(&self.dev, bound, &self.shared, f)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Bo {
+    fn drop(self: Pin<&mut Self>) {
+        // Released while still in the eviction order: a mapping that needs the window waits
+        // for the range (the state is locked meanwhile) instead of finding nothing to evict.
+        match self.dev.registration_guard() {
+            Some(guard) => {
+                guard.registration_data_with(|bound| self.slot.release(Some(bound), &self.shared))
+            }
+            None => self.slot.release(None, &self.shared),
+        }
+        self.shared.untrack_mapped(&self.slot);
+        self.shared.stats.objects.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -86,12 +86,15 @@ impl Param {
             uapi::I915_PARAM_CHIPSET_ID => Self::ChipsetId,
             uapi::I915_PARAM_REVISION => Self::Revision,
 
-            // The kernel's own uAPI. None of it exists in this driver yet: no GEM objects,
-            // no mmap, no execbuffer (and so no fences, relocations, pinned or secure
-            // batches), no display (overlay, page flips), no scheduler, no perf, no PXP.
-            // Each answer changes when the feature lands.
-            uapi::I915_PARAM_HAS_GEM
-            | uapi::I915_PARAM_HAS_PAGEFLIPPING
+            // The kernel's own uAPI, as far as this driver implements it. GEM objects and
+            // `GEM_MMAP_OFFSET` (mmap version 4: every mode through the fake offset, partial
+            // and offset mappings) exist.
+            uapi::I915_PARAM_HAS_GEM => Self::Local(Ok(1)),
+            uapi::I915_PARAM_MMAP_GTT_VERSION => Self::Local(Ok(4)),
+            // Not yet: no execbuffer (and so no fences, relocations, pinned or secure
+            // batches), no legacy `GEM_MMAP`, no display (overlay, page flips), no
+            // scheduler, no perf, no PXP. Each answer changes when the feature lands.
+            uapi::I915_PARAM_HAS_PAGEFLIPPING
             | uapi::I915_PARAM_HAS_EXECBUF2
             | uapi::I915_PARAM_HAS_RELAXED_FENCING
             | uapi::I915_PARAM_HAS_COHERENT_RINGS
@@ -113,7 +116,6 @@ impl Param {
             | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES
             | uapi::I915_PARAM_HAS_USERPTR_PROBE
             | uapi::I915_PARAM_MMAP_VERSION
-            | uapi::I915_PARAM_MMAP_GTT_VERSION
             | uapi::I915_PARAM_MMAP_GTT_COHERENT
             | uapi::I915_PARAM_HAS_OVERLAY
             | uapi::I915_PARAM_HAS_SECURE_BATCHES
@@ -274,7 +276,8 @@ mod tests {
         assert_eq!(Param::classify(32), Param::Revision);
         // Feature bits of the kernel's uAPI say what this driver does, not the host.
         assert_eq!(Param::classify(44), Param::Local(Ok(0)));
-        assert_eq!(Param::classify(40), Param::Local(Ok(0)));
+        assert_eq!(Param::classify(40), Param::Local(Ok(4)));
+        assert_eq!(Param::classify(5), Param::Local(Ok(1)));
         assert_eq!(Param::classify(58), Param::Local(Err(ENODEV)));
         assert_eq!(Param::classify(59), Param::Local(Ok(-22)));
         assert_eq!(Param::classify(51), Param::Host { cache: true });

@@ -199,7 +199,19 @@ pub(crate) struct I915Identity {
     pub(crate) drm_version: (u32, u32, u32),
 }
 
+/// PCI device ids of Tiger Lake (LP) GPUs (`INTEL_TGL_IDS`).
+const TGL_IDS: [u16; 11] = [
+    0x9a40, 0x9a49, 0x9a59, 0x9a60, 0x9a68, 0x9a70, 0x9a78, 0x9ac0, 0x9ac9, 0x9ad9, 0x9af8,
+];
+
 impl I915Identity {
+    /// Whether the host GPU is a Tiger Lake: the last platform i915 serves `GEM_PREAD` and
+    /// `GEM_PWRITE` on among graphics version 12 and later (earlier platforms are not
+    /// profiled by this driver yet).
+    pub(crate) fn is_tigerlake(&self) -> bool {
+        TGL_IDS.contains(&self.device_id)
+    }
+
     /// Validates a DRM capset (everything in it comes from the untrusted host).
     ///
     /// # Errors
@@ -246,14 +258,19 @@ pub(crate) const CMD_RESOURCE_UNMAP_BLOB: u32 = 0x0209;
 pub(crate) const RESP_OK_NODATA: u32 = 0x1100;
 /// `VIRTIO_GPU_RESP_OK_MAP_INFO`.
 pub(crate) const RESP_OK_MAP_INFO: u32 = 0x1106;
-/// `VIRTIO_GPU_MAP_CACHE_CACHED`.
+/// `VIRTIO_GPU_MAP_CACHE_*`: the caching the host maps a blob with.
+pub(crate) const MAP_CACHE_NONE: u32 = 0;
 pub(crate) const MAP_CACHE_CACHED: u32 = 1;
+pub(crate) const MAP_CACHE_UNCACHED: u32 = 2;
+pub(crate) const MAP_CACHE_WC: u32 = 3;
 /// `VIRTIO_GPU_FLAG_FENCE` and `VIRTIO_GPU_FLAG_INFO_RING_IDX`.
 pub(crate) const FLAG_FENCE: u32 = 1;
 pub(crate) const FLAG_INFO_RING_IDX: u32 = 2;
 /// `VIRTIO_GPU_BLOB_MEM_HOST3D`, `VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE`.
 pub(crate) const BLOB_MEM_HOST3D: u32 = 2;
 pub(crate) const BLOB_FLAG_USE_MAPPABLE: u32 = 1;
+/// `VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE`: the host holds the object as a dma-buf.
+pub(crate) const BLOB_FLAG_USE_SHAREABLE: u32 = 2;
 
 impl CtrlHdr {
     /// A header for command `type_` in context `ctx`.

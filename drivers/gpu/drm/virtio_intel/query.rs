@@ -188,6 +188,27 @@ impl File {
         Ok(0)
     }
 
+    /// The `(memory_class, memory_instance)` of each region `QUERY_MEMORY_REGIONS` lists, in
+    /// its order: the placements `GEM_CREATE_EXT` accepts.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` for a host answer that does not parse, and the transport's errors.
+    pub(crate) fn memory_regions(&self, bound: &Bound<'_>) -> Result<KVec<(u16, u16)>> {
+        let item = self.cached_item(bound, MEMORY_REGIONS)?;
+        if item.length < 0 {
+            return Err(EIO);
+        }
+        let (head, mut rest) = CountedHeader::read_from_prefix(&item.data).map_err(|_| EIO)?;
+        let mut out = KVec::new();
+        for _ in 0..head.count {
+            let (r, tail) = MemoryRegionInfo::read_from_prefix(rest).map_err(|_| EIO)?;
+            out.push((r.class, r.instance), GFP_KERNEL)?;
+            rest = tail;
+        }
+        Ok(out)
+    }
+
     /// Answers one item: the new `length` (a size or a negative errno). Errors are only
     /// those of the transport.
     fn query_item(&self, bound: &Bound<'_>, item: &QueryItem) -> Result<i32> {

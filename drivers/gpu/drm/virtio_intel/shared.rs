@@ -11,6 +11,7 @@
 
 use core::sync::atomic::{
     AtomicI64,
+    AtomicU32,
     Ordering, //
 };
 use kernel::{
@@ -26,7 +27,13 @@ use kernel::{
 
 use crate::{
     cache::AnswerCache,
+    driver::Bound,
     fence::FenceStats,
+    gem::{
+        Evict,
+        IoctlDevice,
+        MapSlot, //
+    },
     hostmem::RangeAllocator,
     protocol::I915Identity, //
 };
@@ -65,6 +72,10 @@ pub(crate) struct Stats {
     pub(crate) contexts: AtomicI64,
     /// Host blobs.
     pub(crate) blobs: AtomicI64,
+    /// GEM objects.
+    pub(crate) objects: AtomicI64,
+    /// Objects evicted from the window so far.
+    pub(crate) evictions: AtomicI64,
     /// Bytes of the host-visible window allocated.
     pub(crate) window_bytes: AtomicI64,
     /// Bytes of the window kept out of use because the host did not confirm their unmap.
@@ -81,6 +92,8 @@ impl Stats {
         try_pin_init!(Self {
             contexts: AtomicI64::new(0),
             blobs: AtomicI64::new(0),
+            objects: AtomicI64::new(0),
+            evictions: AtomicI64::new(0),
             window_bytes: AtomicI64::new(0),
             quarantined_bytes: AtomicI64::new(0),
             fences: Arc::new(FenceStats::default(), GFP_KERNEL)?,
@@ -106,6 +119,8 @@ impl Stats {
     pub(crate) fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         writeln!(f, "contexts {}", self.contexts.load(Ordering::Relaxed))?;
         writeln!(f, "blobs {}", self.blobs.load(Ordering::Relaxed))?;
+        writeln!(f, "objects {}", self.objects.load(Ordering::Relaxed))?;
+        writeln!(f, "evictions {}", self.evictions.load(Ordering::Relaxed))?;
         writeln!(
             f,
             "window_bytes {}",
@@ -162,6 +177,9 @@ impl Ids {
     }
 }
 
+/// How many times a mapping waits 1 ms for busy objects to become evictable.
+const EVICT_WAITS: u32 = 1000;
+
 /// State of one bound device, shared with its DRM files.
 #[pin_data]
 pub(crate) struct Shared {
@@ -174,6 +192,16 @@ pub(crate) struct Shared {
     /// Ranges of the host-visible window (offsets into the region).
     #[pin]
     window: RangeAllocator,
+    /// The window's size in bytes.
+    window_len: u64,
+    /// The host's blob size granularity (a power of two, at least the page size).
+    pub(crate) blob_alignment: u64,
+    /// The GEM objects that hold a window range, mapped longest ago first: the eviction
+    /// order.
+    #[pin]
+    mapped: Mutex<KVec<Arc<MapSlot>>>,
+    /// Evictions in progress (their objects are out of `mapped` meanwhile).
+    evicting: AtomicU32,
     /// Virtio context and resource ids in use (0 is never used: it means "none").
     #[pin]
     ids: Mutex<Ids>,
@@ -193,6 +221,10 @@ impl Shared {
                 cache: AnswerCache::new(),
                 stats,
                 window <- RangeAllocator::new(window_len, blob_alignment),
+                window_len,
+                blob_alignment,
+                mapped <- new_mutex!(KVec::new()),
+                evicting: AtomicU32::new(0),
                 ids <- new_mutex!(Ids {
                     ctx: IdPool::new(),
                     res: IdPool::new(),
@@ -246,6 +278,97 @@ impl Shared {
             .window_bytes
             .fetch_add(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
         Ok(off)
+    }
+
+    /// Allocates a window range for `slot`'s object, evicting objects mapped earlier (oldest
+    /// first) while the window is full, and puts `slot` at the end of the eviction order.
+    ///
+    /// Objects whose state is locked (being mapped, copied through or freed) are passed
+    /// over; when only such objects are left, or others are evicting, it waits for them
+    /// (1 ms at a time, at most [`EVICT_WAITS`] times). The allocation, the list and the
+    /// count of evictions in progress are looked at under the list's lock, so an empty list
+    /// with no eviction in progress means that nothing can be evicted.
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` when the object is larger than the window or nothing more can be evicted,
+    /// `ENOMEM`.
+    pub(crate) fn alloc_window(
+        &self,
+        slot: &Arc<MapSlot>,
+        len: u64,
+        dev: &IoctlDevice,
+        bound: &Bound<'_>,
+    ) -> Result<u64> {
+        if len > self.window_len {
+            return Err(ENOSPC);
+        }
+        let (mut waits, mut busy_run) = (0, 0);
+        loop {
+            let victim = {
+                let mut l = self.mapped.lock();
+                match self.alloc_hostmem(len) {
+                    Ok(offset) => {
+                        if let Err(e) = l.push(slot.clone(), GFP_KERNEL) {
+                            self.free_hostmem(offset);
+                            return Err(e.into());
+                        }
+                        return Ok(offset);
+                    }
+                    Err(e) if e == ENOSPC => {}
+                    Err(e) => return Err(e),
+                }
+                if l.is_empty() {
+                    if self.evicting.load(Ordering::Acquire) == 0 {
+                        return Err(ENOSPC);
+                    }
+                    None
+                } else if busy_run >= l.len() {
+                    busy_run = 0;
+                    None
+                } else {
+                    self.evicting.fetch_add(1, Ordering::AcqRel);
+                    Some(l.remove(0).map_err(|_| ENOSPC)?)
+                }
+            };
+            let Some(victim) = victim else {
+                // Everything left is busy or being evicted: those finish within a host round
+                // trip.
+                if waits == EVICT_WAITS {
+                    return Err(ENOSPC);
+                }
+                waits += 1;
+                kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+                continue;
+            };
+            let r = victim.try_evict(dev, bound, self);
+            if let Evict::Busy = r {
+                busy_run += 1;
+                // It stays in the list, at the end.
+                let _ = self.track_mapped(victim);
+            } else {
+                busy_run = 0;
+            }
+            self.evicting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Puts `slot` at the end of the eviction order.
+    pub(crate) fn track_mapped(&self, slot: Arc<MapSlot>) -> Result {
+        self.mapped.lock().push(slot, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Takes `slot` out of the eviction order.
+    pub(crate) fn untrack_mapped(&self, slot: &Arc<MapSlot>) {
+        let removed = {
+            let mut l = self.mapped.lock();
+            l.iter()
+                .position(|s| Arc::ptr_eq(s, slot))
+                .and_then(|i| l.remove(i).ok())
+        };
+        // Dropped outside the lock.
+        drop(removed);
     }
 
     /// Frees a range of the host-visible window.

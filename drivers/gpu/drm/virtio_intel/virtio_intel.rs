@@ -14,7 +14,10 @@
 //! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
 //! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
 //! - [`file`]: an open file and its host context;
-//! - [`getparam`], [`query`]: the i915 ioctls, one module per family;
+//! - [`getparam`], [`query`], [`gem_create`], [`gem_domain`], [`mman`],
+//!   [`gem_rw`]: the i915 ioctls, one module per
+//!   family; [`uext`]: i915's extension chains;
+//! - [`gem`]: GEM objects on host blobs, mapped through the host-visible window;
 //! - [`cache`]: host answers that cannot change while the device is bound;
 //! - [`debugfs`]: the i915 debugfs files IGT needs.
 
@@ -26,12 +29,17 @@ mod driver;
 mod fence;
 mod file;
 mod gem;
+mod gem_create;
+mod gem_domain;
+mod gem_rw;
 mod getparam;
 mod hostmem;
+mod mman;
 mod protocol;
 mod query;
 mod shared;
 mod transport;
+mod uext;
 
 kernel::module_virtio_driver! {
     type: driver::VirtioIntelDriver,

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `DRM_IOCTL_I915_GEM_SET_DOMAIN` and `DRM_IOCTL_I915_GEM_SW_FINISH`, with the semantics of
+//! upstream `i915_gem_domain.c` for an integrated platform.
+//!
+//! SET_DOMAIN, in i915's order: a GPU domain in either mask is `EINVAL`; a write domain
+//! with a read mask other than exactly that domain is `EINVAL`; no read domain succeeds at
+//! once; then the handle (`ENOENT`). The host's i915 then moves its object to the domain
+//! (waiting for the GPU, flushing or invalidating CPU caches as i915 does): the call goes
+//! to the host as `IOCTL_SIMPLE` with the object's `res_id`, and the host's errno comes
+//! back.
+//!
+//! SW_FINISH looks the handle up (`ENOENT`) and succeeds: i915 only flushes objects that
+//! are scanned out, and this driver has no display.
+
+use kernel::{
+    drm::{
+        self,
+        gem::BaseObject, //
+    },
+    prelude::*,
+    uapi,
+};
+
+use crate::{
+    ccmd::SetDomain,
+    driver::{
+        Bound,
+        I915Device, //
+    },
+    file::{
+        host_errno,
+        File, //
+    },
+    gem::Object,
+};
+
+/// `I915_GEM_GPU_DOMAINS`: the domains only the GPU uses.
+const GPU_DOMAINS: u32 = uapi::I915_GEM_DOMAIN_RENDER
+    | uapi::I915_GEM_DOMAIN_SAMPLER
+    | uapi::I915_GEM_DOMAIN_COMMAND
+    | uapi::I915_GEM_DOMAIN_INSTRUCTION
+    | uapi::I915_GEM_DOMAIN_VERTEX;
+
+impl File {
+    /// `DRM_IOCTL_I915_GEM_SET_DOMAIN`.
+    ///
+    /// # Errors
+    ///
+    /// See the module documentation; the host's errno, and the transport's errors.
+    pub(crate) fn gem_set_domain(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_set_domain,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let (read, write) = (args.read_domains, args.write_domain);
+        if (read | write) & GPU_DOMAINS != 0 {
+            return Err(EINVAL);
+        }
+        if write != 0 && read != write {
+            return Err(EINVAL);
+        }
+        if read == 0 {
+            return Ok(0);
+        }
+        let obj = Object::lookup_handle(file, args.handle)?;
+        let answer = file.inner().with_ctx(bound, |ctx| {
+            ctx.call(
+                bound,
+                &SetDomain {
+                    res_id: obj.res_id(),
+                    read_domains: read,
+                    write_domain: write,
+                },
+            )
+        })?;
+        answer.map_err(host_errno)?;
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_SW_FINISH`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for an unknown handle.
+    pub(crate) fn gem_sw_finish(
+        _dev: &I915Device<drm::Registered>,
+        _bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_sw_finish,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        Object::lookup_handle(file, args.handle)?;
+        Ok(0)
+    }
+}

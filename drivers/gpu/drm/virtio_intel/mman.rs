@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `DRM_IOCTL_I915_GEM_MMAP_OFFSET` (and `GEM_MMAP_GTT`, the same ioctl number with a
+//! shorter struct), with the semantics of upstream `i915_gem_mman.c` for an integrated
+//! platform.
+//!
+//! In i915's order: any extension is refused (`EFAULT` if unreadable, else `EINVAL`); the
+//! mode: `GTT` (the aperture), `WB`, and `WC`/`UC` only with PAT (`ENODEV` without), `FIXED`
+//! passes this check, anything else is `EINVAL`; then the handle (`ENOENT`); then `FIXED`,
+//! which only discrete parts take, is `ENODEV`. `pad` and `offset` are ignored, as i915
+//! must.
+//!
+//! Unlike i915, all modes of an object share one fake offset: the host maps each blob with
+//! one caching, which its first mode picks (`GEM_SET_MMAP_MODE`, sent before the object is
+//! first mapped); the fault handler maps pages with the caching the host reports.
+
+use kernel::{
+    drm::{
+        self,
+        gem::BaseObject, //
+    },
+    mm::virt::PfnCache,
+    prelude::*,
+    uapi,
+};
+
+use crate::{
+    ccmd::GemSetMmapMode,
+    driver::{
+        Bound,
+        I915Device, //
+    },
+    file::File,
+    gem::Object,
+    uext,
+};
+
+impl File {
+    /// `DRM_IOCTL_I915_GEM_MMAP_OFFSET`: the fake offset to `mmap` the object at.
+    ///
+    /// # Errors
+    ///
+    /// See the module documentation; `EIO` when the host refuses the mode, and the
+    /// transport's errors.
+    pub(crate) fn gem_mmap_offset(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_mmap_offset,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        uext::walk(args.extensions, |_, _| Err(EINVAL))?;
+        let mode = args.flags;
+        let needs_pat = match u32::try_from(mode) {
+            Ok(uapi::I915_MMAP_OFFSET_GTT | uapi::I915_MMAP_OFFSET_WB) => false,
+            Ok(uapi::I915_MMAP_OFFSET_WC | uapi::I915_MMAP_OFFSET_UC) => true,
+            Ok(uapi::I915_MMAP_OFFSET_FIXED) => false,
+            _ => return Err(EINVAL),
+        };
+        if needs_pat && !PfnCache::WriteCombine.is_supported() {
+            return Err(ENODEV);
+        }
+        let obj = Object::lookup_handle(file, args.handle)?;
+        if mode == u64::from(uapi::I915_MMAP_OFFSET_FIXED) {
+            return Err(ENODEV);
+        }
+        let this = file.inner();
+        // `mode` is one of the five above.
+        let flags = mode as u32;
+        obj.request_mode(flags, || {
+            this.with_ctx(bound, |ctx| {
+                ctx.call(
+                    bound,
+                    &GemSetMmapMode {
+                        res_id: obj.res_id(),
+                        flags,
+                    },
+                )
+            })
+        })?;
+        let offset = obj.create_mmap_offset()?;
+        obj.set_fake_offset(offset);
+        args.offset = offset;
+        Ok(0)
+    }
+}
