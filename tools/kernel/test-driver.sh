@@ -89,6 +89,20 @@ for fault in reject:VIRTIO_INTEL_HOST_FAIL_CCMD drop:VIRTIO_INTEL_HOST_DROP_RSP;
     fi
 done
 
+# Host refusals while making or mapping an object: the first ccmd (GEM_CREATE), the first
+# GEM blob, the first map of a GEM blob.
+for fault in create:VIRTIO_INTEL_HOST_FAIL_CCMD blob:VIRTIO_INTEL_HOST_FAIL_BLOB map:VIRTIO_INTEL_HOST_FAIL_MAP; do
+    kind=${fault%%:*} var=${fault#*:} frc=0
+    short_boot "gem-$kind" 300 \
+        "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_FAULT=$kind /mnt/host/virtio_intel_test -t gem_host_refuses && rmmod virtio_intel" \
+        "$var=1" || frc=$?
+    if [[ $frc == 0 ]] && grep -qE '^ok 1 global.gem_host_refuses[[:space:]]*$' "$REPO_ROOT/build/vm/$tag-gem-$kind/output.log"; then
+        fault_pass=$((fault_pass + 1)); echo "=== $tag: host refuses '$kind': ok"
+    else
+        fault_fail=$((fault_fail + 1)); echo "=== $tag: host refuses '$kind': FAILED (rc=$frc)"; cat "$out/gem-$kind.log"
+    fi
+done
+
 # The fence event path: the module with fenced_ccmds=1, where every synchronous ccmd waits
 # for a DMA fence signalled from the fence workqueue. The node fixture (which checks the
 # fence counters), the interruption tests and unbinding under load, one short boot.

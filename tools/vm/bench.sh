@@ -1,5 +1,6 @@
 #!/bin/bash
-# Benchmark (not a test): the latency of one synchronous i915 GETPARAM round trip through
+# Benchmark (not a test): the latency of one synchronous i915 GETPARAM round trip, and of
+# one GEM object's life (create 4 KiB, map, write one word, unmap, close), through
 #  - virtio_intel.ko (the in-kernel translation), and
 #  - the seed design: userspace ccmds over virtio_gpu's uAPI (virtio-intel-client),
 # both on the project kernel (virtio_gpu is a module of it), switching drivers between
@@ -9,7 +10,9 @@
 # Under TCG on a shared machine the medians move by 25% or more from boot to boot, so the
 # pair of boots runs in 3 alternating rounds (BENCH_ROUNDS) and the ratio reported is the
 # median of the rounds' ratios.
-# usage: tools/vm/bench.sh [count]   (default 1000 per round)
+# A last boot with a 64 MiB host-visible window times eviction: one write to an object
+# whose mapping was evicted (the eviction of another plus the refault).
+# usage: tools/vm/bench.sh [count]   (default 1000 per round; a quarter of it for objects)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$REPO_ROOT/tools/kernel/env.sh"
@@ -34,23 +37,32 @@ ls "$out"/mods/lib/modules/*/kernel/drivers/gpu/drm/virtio/virtio-gpu.ko >/dev/n
 cp "$REPO_ROOT/tools/virtio-intel-client/target/release/virtio-intel-client" "$out/share/"
 gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/getparam_bench" \
     "$REPO_ROOT/tools/bench/getparam_bench.c"
+gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/bo_bench" \
+    "$REPO_ROOT/tools/bench/bo_bench.c"
+nb=$(( n / 4 > 0 ? n / 4 : 1 ))
 
-ratios=()
+ratios=() bo_ratios=()
 for r in $(seq 1 "$rounds"); do
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modules "$out/mods" --modprobe virtio_gpu \
         --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-vdrm-$r" \
-        --append kunit.enable=0 --cmd "/mnt/host/virtio-intel-client --bench $n" >/dev/null
+        --append kunit.enable=0 \
+        --cmd "/mnt/host/virtio-intel-client --bench $n && /mnt/host/virtio-intel-client --bench-bo $nb" >/dev/null
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
         --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel-$r" --append kunit.enable=0 \
-        --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n && rmmod virtio_intel &&
+        --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n &&
+               /mnt/host/bo_bench bo $nb && rmmod virtio_intel &&
                insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && echo '=== fenced_ccmds=1' &&
                /mnt/host/getparam_bench $n" >/dev/null
     v=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
     k=$(sed '/^=== fenced_ccmds=1/,$d' "$REPO_ROOT/build/vm/bench-kernel-$r/output.log" |
         grep -h '^bench getparam-uncached:' | tr -d '\r' | awk '{print $4}')
-    [[ -n $v && -n $k ]] || die "round $r printed nothing (logs in build/vm/bench-*-$r)"
+    bv=$(grep -h '^bench bo-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
+    bk=$(grep -h '^bench bo:' "$REPO_ROOT/build/vm/bench-kernel-$r/output.log" | tr -d '\r' | awk '{print $4}')
+    [[ -n $v && -n $k && -n $bv && -n $bk ]] || die "round $r printed nothing (logs in build/vm/bench-*-$r)"
     ratios+=("$(awk -v a="$v" -v b="$k" 'BEGIN { printf "%.2f", b / a }')")
-    echo "round $r: seed design $v us, virtio_intel.ko $k us, ratio ${ratios[-1]}"
+    bo_ratios+=("$(awk -v a="$bv" -v b="$bk" 'BEGIN { printf "%.2f", b / a }')")
+    echo "round $r: GETPARAM seed design $v us, virtio_intel.ko $k us, ratio ${ratios[-1]};" \
+        "object seed design $bv us, virtio_intel.ko $bk us, ratio ${bo_ratios[-1]}"
 done
 
 # The rest from the first round.
@@ -79,3 +91,22 @@ awk -v u="$(med "$unc")" -v c="$(med "$cac")" -v v="$(med "$ver")" 'BEGIN {
     printf "  uncached / cached: %.1fx; cached / no-op: %.2fx\n", u / c, c / v }'
 echo "Throughput, threads sharing one fd:"
 sed '/^=== fenced_ccmds=1/,$d' "$klog" | grep -h '^bench throughput-' | tr -d '\r' | sed 's/^bench /  /'
+
+echo "GEM object: create 4 KiB + map + one write + unmap + close (medians, round 1):"
+echo "  seed design (virtio_gpu blob, mapped at creation): $(grep -h '^bench bo-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-1/output.log" | tr -d '\r' | sed 's/^bench bo-vdrm: //')"
+echo "  virtio_intel.ko (mapped at the first fault):      $(grep -h '^bench bo:' "$klog" | tr -d '\r' | sed 's/^bench bo: //')"
+printf '%s\n' "${bo_ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
+    printf "  ratio virtio_intel / seed design: median %s of %d rounds (%s .. %s)\n", r[int((NR + 1) / 2)], NR, r[1], r[NR] }'
+
+# Eviction: a 64 MiB window, 2048 objects of 64 KiB written round-robin twice.
+"$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
+    --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-evict" --append kunit.enable=0 \
+    --gpu virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=64M \
+    --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/bo_bench evict 64 2 &&
+           (mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug) &&
+           grep evictions /sys/kernel/debug/virtio_intel-*/live" >/dev/null
+ev=$(grep -h '^bench evict-refault' "$REPO_ROOT/build/vm/bench-evict/output.log" | tr -d '\r')
+[[ -n $ev ]] || die "the eviction benchmark printed nothing (logs in build/vm/bench-evict)"
+echo "Window eviction (64 MiB window, 2048 objects of 64 KiB written round-robin, 2 laps):"
+echo "  one write to an evicted object (evict another + refault): ${ev#bench evict-refault: }"
+echo "  $(grep -h '^evictions' "$REPO_ROOT/build/vm/bench-evict/output.log" | tr -d '\r')"

@@ -40,6 +40,7 @@ struct Opts {
     device: String,
     hang_timeout: Duration,
     bench: Option<u32>,
+    bench_bo: Option<u32>,
 }
 
 const USAGE: &str = "usage: virtio-intel-client [--verbose] [--only <check>[,<check>...]] [--negative]
@@ -52,7 +53,9 @@ Runs the virtio-intel protocol checks inside a virtio-gpu guest.
   --device <path>  render node (default /dev/dri/renderD128)
   --hang-timeout   seconds to wait for the hung batch's fence (default 20)
   --bench <n>      instead of the checks, time <n> synchronous GETPARAM ccmds and print
-                   the median and 90th percentile (the seed design's path, for tools/vm/bench.sh)";
+                   the median and 90th percentile (the seed design's path, for tools/vm/bench.sh)
+  --bench-bo <n>   instead of the checks, time <n> times: create a 4 KiB BO, map it, write one
+                   word, unmap and close it; print the median and 90th percentile";
 
 fn parse_args() -> Result<Option<Opts>, String> {
     let mut o = Opts {
@@ -62,12 +65,21 @@ fn parse_args() -> Result<Option<Opts>, String> {
         device: DEFAULT_DEVICE.to_string(),
         hang_timeout: DEFAULT_HANG_TIMEOUT,
         bench: None,
+        bench_bo: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-v" | "--verbose" => o.verbose = true,
             "--negative" => o.negative = true,
+            "--bench-bo" => {
+                let v = args.next().ok_or("--bench-bo needs a count")?;
+                let n: u32 = v.parse().map_err(|_| format!("bad --bench-bo {:?}", v))?;
+                if n == 0 {
+                    return Err("--bench-bo needs a count above 0".into());
+                }
+                o.bench_bo = Some(n);
+            }
             "--bench" => {
                 let v = args.next().ok_or("--bench needs a count")?;
                 let n: u32 = v.parse().map_err(|_| format!("bad --bench {:?}", v))?;
@@ -1168,6 +1180,24 @@ fn bench(opts: &Opts, n: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// `--bench-bo n`: n times BO create + map + one write + close, through the upstream uAPI.
+fn bench_bo(opts: &Opts, n: u32) -> Result<(), String> {
+    let dev = open_device(&opts.device)?;
+    let mut conn = Connection::init(dev, Some(DEBUG_NAME), false).map_err(e2s)?;
+    let mut us: Vec<f64> = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        let bo = Bo::create(&mut conn, 4096).map_err(e2s)?;
+        bo.write_u32(0, i).map_err(e2s)?;
+        bo.close(&conn).map_err(e2s)?;
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    us.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+    println!("bench bo-vdrm: median {:.1} us p90 {:.1} us over {} ops", at(0.5), at(0.9), n);
+    Ok(())
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(Some(o)) => o,
@@ -1177,6 +1207,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(n) = opts.bench_bo {
+        if let Err(e) = bench_bo(&opts, n) {
+            eprintln!("virtio-intel-client: bench-bo: {}", e);
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(n) = opts.bench {
         if let Err(e) = bench(&opts, n) {
             eprintln!("virtio-intel-client: bench: {}", e);

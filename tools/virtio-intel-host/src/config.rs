@@ -9,6 +9,8 @@
 //! | `VIRTIO_INTEL_HOST_HANG_MS` | a batch still running after this long is a GPU hang | 2000 |
 //! | `VIRTIO_INTEL_HOST_FAIL_CCMD` | fault: the N-th ccmd (1-based, counted over the process) fails as a protocol error | none |
 //! | `VIRTIO_INTEL_HOST_DROP_RSP` | fault: the N-th response is not written (seqno still advances) | none |
+//! | `VIRTIO_INTEL_HOST_FAIL_BLOB` | fault: the N-th `RESOURCE_CREATE_BLOB` of a GEM object fails (`-EINVAL`, the pending object is dropped) | none |
+//! | `VIRTIO_INTEL_HOST_FAIL_MAP` | fault: the N-th `RESOURCE_MAP_BLOB` of a GEM object fails (`-ENOMEM`) | none |
 //! | `VIRTIO_INTEL_HOST_FENCE_DELAY_MS` | fault: every ring fence is reported this much later | 0 |
 //! | `VIRTIO_INTEL_HOST_FENCE_NEVER` | fault: ring fences are never reported | off |
 
@@ -24,6 +26,8 @@ pub(crate) struct Config {
     pub(crate) hang_timeout: Duration,
     pub(crate) fail_ccmd: Option<u64>,
     pub(crate) drop_rsp: Option<u64>,
+    pub(crate) fail_blob: Option<u64>,
+    pub(crate) fail_map: Option<u64>,
     pub(crate) fence_delay: Duration,
     pub(crate) fence_never: bool,
 }
@@ -37,6 +41,8 @@ impl Default for Config {
             hang_timeout: Duration::from_millis(2000),
             fail_ccmd: None,
             drop_rsp: None,
+            fail_blob: None,
+            fail_map: None,
             fence_delay: Duration::ZERO,
             fence_never: false,
         }
@@ -74,6 +80,8 @@ impl Config {
                 }
                 "VIRTIO_INTEL_HOST_FAIL_CCMD" => c.fail_ccmd = num(&mut warnings).filter(|n| *n > 0),
                 "VIRTIO_INTEL_HOST_DROP_RSP" => c.drop_rsp = num(&mut warnings).filter(|n| *n > 0),
+                "VIRTIO_INTEL_HOST_FAIL_BLOB" => c.fail_blob = num(&mut warnings).filter(|n| *n > 0),
+                "VIRTIO_INTEL_HOST_FAIL_MAP" => c.fail_map = num(&mut warnings).filter(|n| *n > 0),
                 "VIRTIO_INTEL_HOST_FENCE_DELAY_MS" => {
                     if let Some(n) = num(&mut warnings) {
                         c.fence_delay = Duration::from_millis(n);

@@ -85,6 +85,20 @@ pub(crate) fn report_fence(fence_id: u32) {
 }
 
 /// What backs a resource.
+/// GEM blobs created and mapped so far (for fault injection).
+static GEM_BLOB_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static GEM_MAP_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts a map of GEM blob `res`; whether fault injection refuses it.
+fn map_refused(res: u32) -> bool {
+    let k = GEM_MAP_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let refused = crate::config::get().fail_map == Some(k);
+    if refused {
+        crate::log::info(&format!("fault injection: map #{k} of GEM blob {res} refused"));
+    }
+    refused
+}
+
 pub(crate) enum Backing {
     /// The response page of a native context.
     Shmem(Arc<SharedMem>),
@@ -449,6 +463,14 @@ impl Renderer {
         if n.objects.contains_key(&a.res_handle) {
             return -libc::EINVAL;
         }
+        let k = GEM_BLOB_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if crate::config::get().fail_blob == Some(k) {
+            if let Some(p) = n.pending.remove(&blob_id) {
+                let _ = n.file.gem_close(p.handle);
+            }
+            crate::log::info(&format!("fault injection: GEM blob #{k} (res {}) refused", a.res_handle));
+            return -libc::EINVAL;
+        }
         let Some(p) = n.pending.remove(&blob_id) else {
             crate::log::violation(&format!(
                 "CREATE_BLOB res {}: no pending GEM object with blob_id {blob_id}",
@@ -535,6 +557,9 @@ impl Renderer {
         let Some(m) = r.mem() else {
             return -libc::EINVAL;
         };
+        if matches!(r.backing, Backing::Gem(_)) && map_refused(res) {
+            return -libc::ENOMEM;
+        }
         // SAFETY: forwarded from the caller.
         match unsafe { m.map_fixed_at(addr) } {
             Ok(()) => 0,
@@ -548,6 +573,9 @@ impl Renderer {
         let r = self.resources.get_mut(&res).ok_or(-libc::EINVAL)?;
         if !r.mappable || r.extra_map.is_some() {
             return Err(-libc::EINVAL);
+        }
+        if matches!(r.backing, Backing::Gem(_)) && map_refused(res) {
+            return Err(-libc::ENOMEM);
         }
         let (p, len) = {
             let m = r.mem().ok_or(-libc::EINVAL)?;

@@ -238,29 +238,41 @@ impl Ccmd for Queryparam {
 }
 
 // Wire sizes (`virtio-intel-protocol.md` §3.2-§3.3); `IntoBytes` proves there is no padding.
-/// `DRM_IOCTL_I915_GEM_SET_DOMAIN` as the host takes it in `IOCTL_SIMPLE`.
-const IOCTL_SET_DOMAIN: u32 = 0x400c_645f;
-
-/// `I915_CCMD_IOCTL_SIMPLE` (§3.1) with `DRM_IOCTL_I915_GEM_SET_DOMAIN`: the object is named
-/// by its `res_id`. The response is `len`, then the host ioctl's errno.
-pub(crate) struct SetDomain {
-    pub(crate) res_id: u32,
-    pub(crate) read_domains: u32,
-    pub(crate) write_domain: u32,
+/// The i915 ioctls the host forwards through `IOCTL_SIMPLE` (§3.1), by their full ioctl
+/// numbers (direction, size, type `d`, number), which the host matches exactly.
+pub(crate) mod simple {
+    /// `DRM_IOCTL_I915_GEM_SET_TILING`: 16 bytes in and out, `handle` a res_id.
+    pub(crate) const SET_TILING: u32 = 0xc010_6461;
+    /// `DRM_IOCTL_I915_GEM_GET_TILING`: 16 bytes in and out, `handle` a res_id.
+    pub(crate) const GET_TILING: u32 = 0xc010_6462;
+    /// `DRM_IOCTL_I915_GEM_GET_APERTURE`: 16 bytes out.
+    pub(crate) const GET_APERTURE: u32 = 0x8010_6463;
+    /// `DRM_IOCTL_I915_GEM_SET_DOMAIN`: 12 bytes in, `handle` a res_id.
+    pub(crate) const SET_DOMAIN: u32 = 0x400c_645f;
 }
 
-#[repr(C)]
+/// `_IOC_READ` in an ioctl number: the host copies the struct back.
+const IOC_OUT: u32 = 2 << 30;
+
+/// `I915_CCMD_IOCTL_SIMPLE` (§3.1): one i915 ioctl of the host's allow-list, `cmd`, with its
+/// argument `arg` (the ioctl's struct, objects named by their res_id). The answer is the
+/// host ioctl's errno or, on success, the argument after the call (unchanged for ioctls that
+/// do not write it back).
+pub(crate) struct IoctlSimple<T> {
+    pub(crate) cmd: u32,
+    pub(crate) arg: T,
+}
+
+#[repr(C, packed)]
 #[derive(IntoBytes, Immutable)]
-pub(crate) struct SetDomainReq {
+pub(crate) struct IoctlSimpleReq<T: IntoBytes + Immutable> {
     hdr: CcmdHdr,
     cmd: u32,
     pad: u32,
-    handle: u32,
-    read_domains: u32,
-    write_domain: u32,
+    arg: T,
 }
 
-/// The response of an `IOCTL_SIMPLE` without output: `len`, then the errno.
+/// The head of an `IOCTL_SIMPLE` response: `len`, then the errno.
 #[repr(C)]
 #[derive(FromBytes, Immutable, KnownLayout)]
 struct IoctlSimpleRsp {
@@ -268,34 +280,41 @@ struct IoctlSimpleRsp {
     ret: u32,
 }
 
-impl Ccmd for SetDomain {
+impl<T: FromBytes + IntoBytes + Immutable + Copy> Ccmd for IoctlSimple<T> {
     const ID: CcmdId = CcmdId::IoctlSimple;
     const RET_AT: usize = 4;
-    type Request = SetDomainReq;
-    type Response = HostResult<()>;
+    type Request = IoctlSimpleReq<T>;
+    type Response = HostResult<T>;
 
-    fn request(&self, hdr: CcmdHdr) -> SetDomainReq {
-        SetDomainReq {
+    fn request(&self, hdr: CcmdHdr) -> IoctlSimpleReq<T> {
+        IoctlSimpleReq {
             hdr,
-            cmd: IOCTL_SET_DOMAIN.to_le(),
+            cmd: self.cmd.to_le(),
             pad: 0,
-            handle: self.res_id.to_le(),
-            read_domains: self.read_domains.to_le(),
-            write_domain: self.write_domain.to_le(),
+            arg: self.arg,
         }
     }
 
     fn response_size(&self) -> usize {
         size_of::<IoctlSimpleRsp>()
+            + if self.cmd & IOC_OUT != 0 {
+                size_of::<T>()
+            } else {
+                0
+            }
     }
 
-    fn decode(&self, rsp: &[u8]) -> Result<HostResult<()>> {
-        let (r, _) = IoctlSimpleRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
-        Ok(match u32::from_le(r.ret) {
-            RET_SENTINEL => return Err(EIO),
-            0 => Ok(()),
-            e => Err(e),
-        })
+    fn decode(&self, rsp: &[u8]) -> Result<HostResult<T>> {
+        let (r, payload) = IoctlSimpleRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+        match u32::from_le(r.ret) {
+            RET_SENTINEL => Err(EIO),
+            0 if self.cmd & IOC_OUT != 0 => {
+                let (arg, _) = T::read_from_prefix(payload).map_err(|_| EIO)?;
+                Ok(Ok(arg))
+            }
+            0 => Ok(Ok(self.arg)),
+            e => Ok(Err(e)),
+        }
     }
 }
 
@@ -418,7 +437,7 @@ impl Ccmd for GemSetMmapMode {
     }
 }
 
-kernel::static_assert!(size_of::<SetDomainReq>() == 36);
+kernel::static_assert!(size_of::<IoctlSimpleReq<[u32; 3]>>() == 36);
 kernel::static_assert!(size_of::<IoctlSimpleRsp>() == 8);
 kernel::static_assert!(size_of::<GemCreateReq>() == 32);
 kernel::static_assert!(size_of::<GemCreateExtReq>() == 40);

@@ -88,7 +88,7 @@ use crate::{
 };
 
 /// Size of the response page.
-const SHMEM_SIZE: usize = 16384;
+const SHMEM_SIZE: usize = crate::shared::RESPONSE_PAGE as usize;
 /// Size of the response area, after the `struct i915_shmem` header.
 const AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
 /// Alignment of response slots (the host's responses hold 64-bit fields).
@@ -158,6 +158,8 @@ pub(crate) struct HostContext {
     torn_down: AtomicBool,
     /// The next GEM `blob_id`.
     next_blob: AtomicU32,
+    /// See [`HostContext::gen`].
+    gen: u64,
     calls: Pin<KBox<Calls>>,
     /// The fences of ring 0, which fenced ccmds use (only with `fenced_ccmds=1`).
     ring0: Option<Arc<Timeline>>,
@@ -310,6 +312,7 @@ impl HostContext {
             mapped: false,
             torn_down: AtomicBool::new(false),
             next_blob: AtomicU32::new(1),
+            gen: shared.new_ctx_gen(),
             calls,
             ring0,
         };
@@ -337,7 +340,7 @@ impl HostContext {
             0,
             SHMEM_SIZE as u64,
         ))?;
-        let off = shared.alloc_hostmem(SHMEM_SIZE as u64)?;
+        let off = shared.alloc_page_range(SHMEM_SIZE as u64)?;
         self.shmem_off = off;
         self.mapped = true;
         let map = q.call(&ResourceMapBlob::new(ctx_id, shmem_res, off))?;
@@ -379,6 +382,11 @@ impl HostContext {
                 return id;
             }
         }
+    }
+
+    /// The context's generation: unique for the life of the device, unlike its id.
+    pub(crate) fn gen(&self) -> u64 {
+        self.gen
     }
 
     /// Largest payload a QUERY item can return through the response page.
@@ -684,7 +692,7 @@ impl HostContext {
         // may still map.
         if self.shmem_off != u64::MAX {
             if unmapped {
-                self.shared.free_hostmem(self.shmem_off);
+                self.shared.free_page_range(self.shmem_off);
             } else {
                 stats
                     .quarantined_bytes

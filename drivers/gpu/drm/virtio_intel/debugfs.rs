@@ -9,11 +9,22 @@
 //! - `DROP_RETIRE`, `DROP_ACTIVE`, `DROP_IDLE`, `DROP_RESET_ACTIVE`: wait (bounded) until
 //!   the device answered every command queued so far and the fence work those answers
 //!   queued has run, so every retired fence is signalled;
-//! - the object bits (`DROP_UNBOUND`, `DROP_BOUND`, `DROP_SHRINK_ALL`, `DROP_FREED`) and
-//!   `DROP_RCU`, `DROP_RESET_SEQNO`: nothing to act on yet (no GEM objects).
+//! - `DROP_FREED`: nothing to wait for, objects are freed when their last reference goes;
+//! - `DROP_UNBOUND`, `DROP_BOUND`, `DROP_SHRINK_ALL` (i915: unbind and shrink objects):
+//!   not acted on yet, objects leave the host-visible window only when it is full;
+//! - `DROP_RCU`, `DROP_RESET_SEQNO`: nothing to act on.
 //!
 //! IGT's `drm_open_driver()` writes it before every test.
+//!
+//! `i915_params/reset` is the device's copy of i915's `reset` parameter (initialised from the
+//! module parameter when the device is bound), where IGT looks for i915's parameters and
+//! sets it before its hang detector runs. It is only recorded: the host's i915 resets its
+//! GPU by its own policy, and this driver submits no GPU work yet.
+//!
+//! `i915_gem_objects` gives the number and total size of the device's GEM objects, in the
+//! form IGT parses (`"%u objects, %llu bytes"`); IGT compares counts to find leaks.
 
+use core::sync::atomic::Ordering;
 use kernel::{
     drm::debugfs::DebugfsFile,
     prelude::*, //
@@ -31,11 +42,49 @@ const DROP_WAIT: u64 = (1 << 2) | (1 << 3) | (1 << 6) | (1 << 7);
 const DROP_ALL: u64 = (1 << 10) - 1;
 
 /// The device's debugfs files.
-pub(crate) const FILES: &[DebugfsFile<VirtioIntelDriver>] = &[DebugfsFile {
-    name: c"i915_gem_drop_caches",
-    show: drop_caches_show,
-    store: Some(drop_caches_store),
-}];
+pub(crate) const FILES: &[DebugfsFile<VirtioIntelDriver>] = &[
+    DebugfsFile {
+        name: c"i915_gem_drop_caches",
+        show: drop_caches_show,
+        store: Some(drop_caches_store),
+        dir: None,
+    },
+    DebugfsFile {
+        name: c"i915_gem_objects",
+        show: objects_show,
+        store: None,
+        dir: None,
+    },
+    DebugfsFile {
+        name: c"reset",
+        show: reset_show,
+        store: Some(reset_store),
+        dir: Some(c"i915_params"),
+    },
+];
+
+fn reset_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
+    let v = bound.stats.reset.load(Ordering::Relaxed);
+    let text = kernel::str::CString::try_from_fmt(fmt!("{}\n", v))?;
+    out.extend_from_slice(text.to_bytes(), GFP_KERNEL)?;
+    Ok(())
+}
+
+fn reset_store(bound: &Bound<'_>, input: &[u8]) -> Result {
+    let v = u32::try_from(parse_u64(input)?).map_err(|_| ERANGE)?;
+    bound.stats.reset.store(v, Ordering::Relaxed);
+    Ok(())
+}
+
+fn objects_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
+    let (n, bytes) = (
+        bound.stats.objects.load(Ordering::Relaxed),
+        bound.stats.object_bytes.load(Ordering::Relaxed),
+    );
+    let text = kernel::str::CString::try_from_fmt(fmt!("{} objects, {} bytes\n", n, bytes))?;
+    out.extend_from_slice(text.to_bytes(), GFP_KERNEL)?;
+    Ok(())
+}
 
 fn drop_caches_show(_bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
     let text = kernel::str::CString::try_from_fmt(fmt!("{:#010x}\n", DROP_ALL))?;

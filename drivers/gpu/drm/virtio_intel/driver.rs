@@ -89,6 +89,8 @@ pub(crate) struct Bound<'bound> {
     pub(crate) queue: ControlQueue<'bound>,
     /// The host-visible memory region, reserved.
     pub(crate) hostmem: virtio::ShmRegion<'bound>,
+    /// The device's counters (for debugfs).
+    pub(crate) stats: Arc<Stats>,
 }
 
 /// Per-device state while the driver is bound.
@@ -151,12 +153,24 @@ impl drm::Driver for VirtioIntelDriver {
             uapi::drm_i915_gem_pread, ioctl::RENDER_ALLOW, File::gem_pread),
         (0x1d, I915_GEM_PWRITE, drm::ioctl::IOW::<uapi::drm_i915_gem_pwrite>(0x5d),
             uapi::drm_i915_gem_pwrite, ioctl::RENDER_ALLOW, File::gem_pwrite),
+        (0x1e, I915_GEM_MMAP, drm::ioctl::IOWR::<uapi::drm_i915_gem_mmap>(0x5e),
+            uapi::drm_i915_gem_mmap, ioctl::RENDER_ALLOW, File::gem_mmap),
         (0x1f, I915_GEM_SET_DOMAIN, drm::ioctl::IOW::<uapi::drm_i915_gem_set_domain>(0x5f),
             uapi::drm_i915_gem_set_domain, ioctl::RENDER_ALLOW, File::gem_set_domain),
         (0x20, I915_GEM_SW_FINISH, drm::ioctl::IOW::<uapi::drm_i915_gem_sw_finish>(0x60),
             uapi::drm_i915_gem_sw_finish, ioctl::RENDER_ALLOW, File::gem_sw_finish),
+        (0x21, I915_GEM_SET_TILING, drm::ioctl::IOWR::<uapi::drm_i915_gem_set_tiling>(0x61),
+            uapi::drm_i915_gem_set_tiling, ioctl::RENDER_ALLOW, File::gem_set_tiling),
+        (0x22, I915_GEM_GET_TILING, drm::ioctl::IOWR::<uapi::drm_i915_gem_get_tiling>(0x62),
+            uapi::drm_i915_gem_get_tiling, ioctl::RENDER_ALLOW, File::gem_get_tiling),
+        (0x23, I915_GEM_GET_APERTURE, drm::ioctl::IOR::<uapi::drm_i915_gem_get_aperture>(0x63),
+            uapi::drm_i915_gem_get_aperture, ioctl::RENDER_ALLOW, File::gem_get_aperture),
         (0x24, I915_GEM_MMAP_OFFSET, drm::ioctl::IOWR::<uapi::drm_i915_gem_mmap_offset>(0x64),
             uapi::drm_i915_gem_mmap_offset, ioctl::RENDER_ALLOW, File::gem_mmap_offset),
+        (0x26, I915_GEM_MADVISE, drm::ioctl::IOWR::<uapi::drm_i915_gem_madvise>(0x66),
+            uapi::drm_i915_gem_madvise, ioctl::RENDER_ALLOW, File::gem_madvise),
+        (0x33, I915_GEM_USERPTR, drm::ioctl::IOWR::<uapi::drm_i915_gem_userptr>(0x73),
+            uapi::drm_i915_gem_userptr, ioctl::RENDER_ALLOW, File::gem_userptr),
         (0x39, I915_QUERY, drm::ioctl::IOWR::<uapi::drm_i915_query>(0x79),
             uapi::drm_i915_query, ioctl::RENDER_ALLOW, File::query),
         (0x3c, I915_GEM_CREATE_EXT, drm::ioctl::IOWR::<uapi::drm_i915_gem_create_ext>(0x7c),
@@ -270,6 +284,7 @@ impl<'bound> DeviceData<'bound> {
             pages: ResponsePages::new()?,
             queue: ctrl,
             hostmem,
+            stats: shared.stats.clone(),
         };
         // SAFETY: The registration is stored in the driver data and dropped with it; it is
         // never leaked.

@@ -43,7 +43,10 @@ use kernel::{
 };
 
 use crate::{
-    context::settled,
+    context::{
+        settled,
+        HostContext, //
+    },
     driver::{
         Bound,
         VirtioIntelDriver, //
@@ -98,9 +101,24 @@ struct Window {
 ///   set, and only at pages of the object.
 struct HostState {
     blob: bool,
+    /// Generations of the other host contexts the resource is attached to.
+    attached: KVec<u64>,
+    /// The `I915_MADV_*` advice, or purged.
+    madv: Madv,
     /// The `I915_MMAP_OFFSET_*` mode sent with `GEM_SET_MMAP_MODE`, once.
     mode: Option<u32>,
     window: Option<Window>,
+}
+
+/// What userspace said of an object's contents (`GEM_MADVISE`), and whether they are gone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Madv {
+    /// `I915_MADV_WILLNEED` (the default).
+    WillNeed,
+    /// `I915_MADV_DONTNEED`: the host object may be released instead of evicted.
+    DontNeed,
+    /// Released: the object has no contents any more (faults get `SIGBUS`, copies `EFAULT`).
+    Purged,
 }
 
 /// What an eviction attempt did.
@@ -121,6 +139,8 @@ pub(crate) enum Evict {
 #[pin_data]
 pub(crate) struct MapSlot {
     ctx_id: u32,
+    /// The generation of the creating context (see [`HostContext::gen`]).
+    owner_gen: u64,
     res_id: u32,
     size: u64,
     /// The object's fake mmap offset, `u64::MAX` until it has one.
@@ -130,17 +150,20 @@ pub(crate) struct MapSlot {
 }
 
 impl MapSlot {
-    /// The host state of an object of `size` bytes created in virtio context `ctx_id` as
+    /// The host state of an object of `size` bytes created by host context `owner` as
     /// resource `res_id`.
-    pub(crate) fn new(ctx_id: u32, res_id: u32, size: u64) -> Result<Arc<Self>> {
+    pub(crate) fn new(owner: &HostContext, res_id: u32, size: u64) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(MapSlot {
-                ctx_id,
+                ctx_id: owner.id(),
+                owner_gen: owner.gen(),
                 res_id,
                 size,
                 fake_offset: AtomicU64::new(u64::MAX),
                 state <- new_mutex!(HostState {
                     blob: false,
+                    attached: KVec::new(),
+                    madv: Madv::WillNeed,
                     mode: None,
                     window: None,
                 }),
@@ -169,6 +192,9 @@ impl MapSlot {
         f: impl FnOnce(u64, PfnCache) -> R,
     ) -> Result<R> {
         let mut st = self.state.lock();
+        if st.madv == Madv::Purged {
+            return Err(EFAULT);
+        }
         if st.window.is_none() {
             self.map(&mut st, dev, bound, shared)?;
         }
@@ -239,6 +265,12 @@ impl MapSlot {
         if w.cache.is_none() {
             return Evict::Gone;
         }
+        if st.madv == Madv::DontNeed {
+            // Userspace does not need the contents: release the host object, as i915's
+            // shrinker purges such objects first.
+            self.purge(&mut st, dev, bound, shared);
+            return Evict::Gone;
+        }
         let fake = self.fake_offset.load(Ordering::Acquire);
         if fake != u64::MAX {
             dev.unmap_user_range(fake, self.size);
@@ -259,6 +291,54 @@ impl MapSlot {
             });
         }
         Evict::Gone
+    }
+
+    /// Sets the object's advice (`GEM_MADVISE`); a `DONTNEED` object not in the window is
+    /// purged at once (as i915 truncates one without pages). Returns whether the contents
+    /// are still there (`retained`).
+    pub(crate) fn madvise(
+        &self,
+        advice: Madv,
+        dev: &IoctlDevice,
+        bound: &Bound<'_>,
+        shared: &Shared,
+    ) -> bool {
+        let mut st = self.state.lock();
+        if st.madv != Madv::Purged {
+            st.madv = advice;
+        }
+        if st.madv == Madv::DontNeed && st.window.is_none() {
+            self.purge(&mut st, dev, bound, shared);
+        }
+        st.madv != Madv::Purged
+    }
+
+    /// Whether the object's contents were released (`GEM_MADVISE`).
+    pub(crate) fn is_purged(&self) -> bool {
+        self.state.lock().madv == Madv::Purged
+    }
+
+    /// Releases the host object behind a `DONTNEED` object: zaps its mappings, unmaps it,
+    /// unreferences the blob. What the host does not confirm stays recorded, for the release
+    /// at free time.
+    fn purge(&self, st: &mut HostState, dev: &IoctlDevice, bound: &Bound<'_>, shared: &Shared) {
+        st.madv = Madv::Purged;
+        let fake = self.fake_offset.load(Ordering::Acquire);
+        if fake != u64::MAX {
+            dev.unmap_user_range(fake, self.size);
+        }
+        let send = |cmd: &ResourceCmd| settled(&bound.queue.call_uninterruptible(cmd).map(|_| ()));
+        if let Some(w) = st.window {
+            if w.cache.is_some() && send(&ResourceCmd::unmap_blob(self.ctx_id, self.res_id)) {
+                st.window = None;
+                shared.free_hostmem(w.offset);
+            }
+        }
+        if st.blob && st.window.is_none() && send(&ResourceCmd::unref(self.res_id)) {
+            st.blob = false;
+            shared.stats.blobs.fetch_sub(1, Ordering::Relaxed);
+        }
+        shared.stats.purged.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Releases the host objects of the slot, through `bound` if the device is bound.
@@ -377,6 +457,31 @@ impl Bo {
         self.slot.res_id
     }
 
+    /// Makes the object usable in ccmds of host context `ctx`: the host imports it into a
+    /// context other than its creator's (`CTX_ATTACH_RESOURCE`) the first time. The host
+    /// forgets the import when the resource is unreferenced, with the object.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`, and the transport's errors.
+    pub(crate) fn attach_to(&self, bound: &Bound<'_>, ctx: &HostContext) -> Result {
+        let s = &self.slot;
+        if ctx.gen() == s.owner_gen {
+            return Ok(());
+        }
+        let mut st = s.state.lock();
+        if st.attached.contains(&ctx.gen()) {
+            return Ok(());
+        }
+        st.attached.reserve(1, GFP_KERNEL)?;
+        bound
+            .queue
+            .call(&ResourceCmd::ctx_attach(ctx.id(), s.res_id))?;
+        // Reserved above: this does not allocate.
+        st.attached.push(ctx.gen(), GFP_NOWAIT)?;
+        Ok(())
+    }
+
     /// Records the object's fake mmap offset (for zapping its mappings on eviction).
     pub(crate) fn set_fake_offset(&self, offset: u64) {
         self.slot.fake_offset.store(offset, Ordering::Release);
@@ -409,12 +514,23 @@ impl Bo {
     /// first map.
     pub(crate) fn request_mode(&self, mode: u32, send: impl FnOnce() -> Result) -> Result {
         let mut st = self.slot.state.lock();
-        if st.mode.is_some() || st.window.is_some() {
+        // A purged object has no host resource any more; its faults get SIGBUS.
+        if st.mode.is_some() || st.window.is_some() || st.madv == Madv::Purged {
             return Ok(());
         }
         send()?;
         st.mode = Some(mode);
         Ok(())
+    }
+
+    /// Sets the object's advice; see [`MapSlot::madvise`].
+    pub(crate) fn madvise(&self, bound: &Bound<'_>, advice: Madv) -> bool {
+        self.slot.madvise(advice, &self.dev, bound, &self.shared)
+    }
+
+    /// Whether the object's contents were released.
+    pub(crate) fn is_purged(&self) -> bool {
+        self.slot.is_purged()
     }
 
     /// Runs `f` with the object's window range and caching; see [`MapSlot::with_window`].
@@ -439,6 +555,10 @@ impl PinnedDrop for Bo {
             None => self.slot.release(None, &self.shared),
         }
         self.shared.untrack_mapped(&self.slot);
-        self.shared.stats.objects.fetch_sub(1, Ordering::Relaxed);
+        let stats = &self.shared.stats;
+        stats.objects.fetch_sub(1, Ordering::Relaxed);
+        stats
+            .object_bytes
+            .fetch_sub(self.slot.size as i64, Ordering::Relaxed);
     }
 }

@@ -11,6 +11,10 @@
 //! `PROTECTED_CONTENT` (`ENODEV`: no PXP) and `SET_PAT` (`ENODEV`: this driver does not pass
 //! PAT indices). `NEEDS_CPU_ACCESS` needs two placements, one of them system memory.
 //!
+//! `GEM_USERPTR` is checked as i915 checks it (flags, size, alignment, then the address
+//! range) and then refused with `ENODEV`, as i915 refuses it without MMU notifiers: the
+//! host's GPU cannot use guest memory (the protocol imports only dma-buf resources).
+//!
 //! The object is built in this order, each step undone by dropping it: resource id, GEM
 //! object, `GEM_CREATE(_EXT)` under a fresh `blob_id` of the file's host context,
 //! `RESOURCE_CREATE_BLOB` (mappable, shareable), and the handle last, so userspace never sees
@@ -25,7 +29,10 @@ use kernel::{
         self,
         gem::BaseObject, //
     },
-    page::PAGE_SHIFT,
+    page::{
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
     prelude::*,
     sync::aref::ARef,
     uapi,
@@ -126,7 +133,36 @@ struct CreateExt {
     placements: Option<KVec<(u16, u16)>>,
 }
 
+/// `I915_USERPTR_READ_ONLY | I915_USERPTR_PROBE | I915_USERPTR_UNSYNCHRONIZED`.
+const USERPTR_FLAGS: u32 =
+    uapi::I915_USERPTR_READ_ONLY | uapi::I915_USERPTR_PROBE | uapi::I915_USERPTR_UNSYNCHRONIZED;
+
 impl File {
+    /// `DRM_IOCTL_I915_GEM_USERPTR`: refused after i915's argument checks.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for unknown flags, a size of 0 or an unaligned address or size, `E2BIG`
+    /// beyond `INT_MAX` pages, `EFAULT` for a range that wraps, then `ENODEV`.
+    pub(crate) fn gem_userptr(
+        _dev: &I915Device<drm::Registered>,
+        _bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_userptr,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags & !USERPTR_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        if args.user_size >> PAGE_SHIFT > i32::MAX as u64 {
+            return Err(E2BIG);
+        }
+        if args.user_size == 0 || (args.user_ptr | args.user_size) & (PAGE_SIZE as u64 - 1) != 0 {
+            return Err(EINVAL);
+        }
+        args.user_ptr.checked_add(args.user_size).ok_or(EFAULT)?;
+        Err(ENODEV)
+    }
+
     /// `DRM_IOCTL_I915_GEM_CREATE`: an object of at least `size` bytes in system memory.
     ///
     /// # Errors
@@ -245,7 +281,7 @@ impl File {
         let shared = self.shared();
         self.with_ctx(bound, |ctx| {
             let res_id = shared.new_res_id()?;
-            let slot = match MapSlot::new(ctx.id(), res_id, size) {
+            let slot = match MapSlot::new(ctx, res_id, size) {
                 Ok(s) => s,
                 Err(e) => {
                     shared.release_res_id(res_id);
@@ -265,10 +301,17 @@ impl File {
                 }
             };
             shared.stats.objects.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .object_bytes
+                .fetch_add(size as i64, Ordering::Relaxed);
             // From here on, dropping `obj` releases the id and what the host made.
             let blob_id = ctx.new_blob_id();
             send(ctx, blob_id)?;
             obj.create_blob(bound, blob_id)?;
+            // The fake offset exists before anyone can map the object (through the handle or
+            // a dma-buf), so that evictions always know which mappings to zap.
+            obj.set_fake_offset(obj.create_mmap_offset()?);
             obj.create_handle(file)
         })
     }

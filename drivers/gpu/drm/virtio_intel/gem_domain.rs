@@ -22,8 +22,13 @@ use kernel::{
     uapi,
 };
 
+use zerocopy_derive::Immutable;
+
 use crate::{
-    ccmd::SetDomain,
+    ccmd::{
+        simple,
+        IoctlSimple, //
+    },
     driver::{
         Bound,
         I915Device, //
@@ -34,6 +39,15 @@ use crate::{
     },
     gem::Object,
 };
+
+/// `struct drm_i915_gem_set_domain` as the host gets it: the object named by its res_id.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct SetDomainArg {
+    handle: u32,
+    read_domains: u32,
+    write_domain: u32,
+}
 
 /// `I915_GEM_GPU_DOMAINS`: the domains only the GPU uses.
 const GPU_DOMAINS: u32 = uapi::I915_GEM_DOMAIN_RENDER
@@ -65,13 +79,22 @@ impl File {
             return Ok(0);
         }
         let obj = Object::lookup_handle(file, args.handle)?;
+        // i915 cannot get the pages of a purged object.
+        if obj.is_purged() {
+            return Err(EFAULT);
+        }
+        let arg = SetDomainArg {
+            handle: obj.res_id().to_le(),
+            read_domains: read.to_le(),
+            write_domain: write.to_le(),
+        };
         let answer = file.inner().with_ctx(bound, |ctx| {
+            obj.attach_to(bound, ctx)?;
             ctx.call(
                 bound,
-                &SetDomain {
-                    res_id: obj.res_id(),
-                    read_domains: read,
-                    write_domain: write,
+                &IoctlSimple {
+                    cmd: simple::SET_DOMAIN,
+                    arg,
                 },
             )
         })?;

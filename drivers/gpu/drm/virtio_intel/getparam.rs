@@ -91,8 +91,10 @@ impl Param {
             // and offset mappings) exist.
             uapi::I915_PARAM_HAS_GEM => Self::Local(Ok(1)),
             uapi::I915_PARAM_MMAP_GTT_VERSION => Self::Local(Ok(4)),
+            // The legacy `GEM_MMAP` with its `I915_MMAP_WC` flag.
+            uapi::I915_PARAM_MMAP_VERSION => Self::Local(Ok(1)),
             // Not yet: no execbuffer (and so no fences, relocations, pinned or secure
-            // batches), no legacy `GEM_MMAP`, no display (overlay, page flips), no
+            // batches), no display (overlay, page flips), no
             // scheduler, no perf, no PXP. Each answer changes when the feature lands.
             uapi::I915_PARAM_HAS_PAGEFLIPPING
             | uapi::I915_PARAM_HAS_EXECBUF2
@@ -115,7 +117,6 @@ impl Param {
             | uapi::I915_PARAM_HAS_EXEC_SUBMIT_FENCE
             | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES
             | uapi::I915_PARAM_HAS_USERPTR_PROBE
-            | uapi::I915_PARAM_MMAP_VERSION
             | uapi::I915_PARAM_MMAP_GTT_COHERENT
             | uapi::I915_PARAM_HAS_OVERLAY
             | uapi::I915_PARAM_HAS_SECURE_BATCHES

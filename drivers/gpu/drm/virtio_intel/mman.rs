@@ -10,6 +10,14 @@
 //! which only discrete parts take, is `ENODEV`. `pad` and `offset` are ignored, as i915
 //! must.
 //!
+//! `DRM_IOCTL_I915_GEM_MMAP` (the legacy CPU mmap), in i915's order: `EOPNOTSUPP` on graphics
+//! versions after 12.0 (this driver profiles only Tiger Lake, 12.0, so any other host GPU
+//! gets it); flags other than
+//! `I915_MMAP_WC` are `EINVAL`, `WC` without PAT `ENODEV`, then the handle (`ENOENT`), then a
+//! range beyond the object `EINVAL`; the object is then mapped into the caller as an `mmap()`
+//! of the file at the object's fake offset plus `offset` would (an unaligned `offset` is
+//! `EINVAL`, as `vm_mmap()` makes it in i915).
+//!
 //! Unlike i915, all modes of an object share one fake offset: the host maps each blob with
 //! one caching, which its first mode picks (`GEM_SET_MMAP_MODE`, sent before the object is
 //! first mapped); the fault handler maps pages with the caching the host reports.
@@ -32,10 +40,45 @@ use crate::{
     },
     file::File,
     gem::Object,
+    shared::Shared,
     uext,
 };
 
 impl File {
+    /// `DRM_IOCTL_I915_GEM_MMAP`: maps the object into the caller; writes the address to
+    /// `addr_ptr`.
+    ///
+    /// # Errors
+    ///
+    /// See the module documentation, and those of `mmap()`.
+    pub(crate) fn gem_mmap(
+        dev: &I915Device<drm::Registered>,
+        _bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_mmap,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let shared: &Shared = dev;
+        if !shared.identity.is_tigerlake() {
+            return Err(EOPNOTSUPP);
+        }
+        if args.flags & !u64::from(uapi::I915_MMAP_WC) != 0 {
+            return Err(EINVAL);
+        }
+        if args.flags != 0 && !PfnCache::WriteCombine.is_supported() {
+            return Err(ENODEV);
+        }
+        let obj = Object::lookup_handle(file, args.handle)?;
+        let end = args.offset.checked_add(args.size).ok_or(EINVAL)?;
+        if end > obj.size() as u64 {
+            return Err(EINVAL);
+        }
+        let len = usize::try_from(args.size).map_err(|_| EINVAL)?;
+        let fake = obj.create_mmap_offset()?;
+        let at = fake.checked_add(args.offset).ok_or(EINVAL)?;
+        args.addr_ptr = file.mmap_into_current(len, at)? as u64;
+        Ok(0)
+    }
+
     /// `DRM_IOCTL_I915_GEM_MMAP_OFFSET`: the fake offset to `mmap` the object at.
     ///
     /// # Errors
@@ -68,6 +111,7 @@ impl File {
         let flags = mode as u32;
         obj.request_mode(flags, || {
             this.with_ctx(bound, |ctx| {
+                obj.attach_to(bound, ctx)?;
                 ctx.call(
                     bound,
                     &GemSetMmapMode {
@@ -77,9 +121,7 @@ impl File {
                 )
             })
         })?;
-        let offset = obj.create_mmap_offset()?;
-        obj.set_fake_offset(offset);
-        args.offset = offset;
+        args.offset = obj.create_mmap_offset()?;
         Ok(0)
     }
 }

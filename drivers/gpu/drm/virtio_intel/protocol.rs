@@ -251,6 +251,7 @@ pub(crate) const CMD_RESOURCE_UNREF: u32 = 0x0102;
 pub(crate) const CMD_RESOURCE_CREATE_BLOB: u32 = 0x010c;
 pub(crate) const CMD_CTX_CREATE: u32 = 0x0200;
 pub(crate) const CMD_CTX_DESTROY: u32 = 0x0201;
+pub(crate) const CMD_CTX_ATTACH_RESOURCE: u32 = 0x0202;
 pub(crate) const CMD_SUBMIT_3D: u32 = 0x0207;
 pub(crate) const CMD_RESOURCE_MAP_BLOB: u32 = 0x0208;
 pub(crate) const CMD_RESOURCE_UNMAP_BLOB: u32 = 0x0209;
@@ -424,7 +425,8 @@ impl Command for ResourceMapBlob {
     const OK: u32 = RESP_OK_MAP_INFO;
 }
 
-/// A command naming one resource (`RESOURCE_UNMAP_BLOB`, `RESOURCE_UNREF`).
+/// A command naming one resource (`RESOURCE_UNMAP_BLOB`, `RESOURCE_UNREF`,
+/// `CTX_ATTACH_RESOURCE`).
 #[repr(C)]
 #[derive(IntoBytes, Immutable)]
 pub(crate) struct ResourceCmd {
@@ -437,6 +439,14 @@ impl ResourceCmd {
     pub(crate) fn unmap_blob(ctx: u32, res: u32) -> Self {
         Self {
             hdr: CtrlHdr::in_ctx(CMD_RESOURCE_UNMAP_BLOB, ctx),
+            resource_id: res.to_le(),
+            padding: 0,
+        }
+    }
+    /// Makes resource `res` usable in context `ctx` (the host imports the object there).
+    pub(crate) fn ctx_attach(ctx: u32, res: u32) -> Self {
+        Self {
+            hdr: CtrlHdr::in_ctx(CMD_CTX_ATTACH_RESOURCE, ctx),
             resource_id: res.to_le(),
             padding: 0,
         }

@@ -12,6 +12,7 @@
 use core::sync::atomic::{
     AtomicI64,
     AtomicU32,
+    AtomicU64,
     Ordering, //
 };
 use kernel::{
@@ -74,8 +75,14 @@ pub(crate) struct Stats {
     pub(crate) blobs: AtomicI64,
     /// GEM objects.
     pub(crate) objects: AtomicI64,
+    /// Bytes of the GEM objects.
+    pub(crate) object_bytes: AtomicI64,
     /// Objects evicted from the window so far.
     pub(crate) evictions: AtomicI64,
+    /// The device's `reset` parameter (debugfs `i915_params/reset`).
+    pub(crate) reset: AtomicU32,
+    /// Objects whose host object was released after `GEM_MADVISE(DONTNEED)` so far.
+    pub(crate) purged: AtomicI64,
     /// Bytes of the host-visible window allocated.
     pub(crate) window_bytes: AtomicI64,
     /// Bytes of the window kept out of use because the host did not confirm their unmap.
@@ -93,7 +100,10 @@ impl Stats {
             contexts: AtomicI64::new(0),
             blobs: AtomicI64::new(0),
             objects: AtomicI64::new(0),
+            object_bytes: AtomicI64::new(0),
             evictions: AtomicI64::new(0),
+            reset: AtomicU32::new(crate::module_parameters::reset.value()),
+            purged: AtomicI64::new(0),
             window_bytes: AtomicI64::new(0),
             quarantined_bytes: AtomicI64::new(0),
             fences: Arc::new(FenceStats::default(), GFP_KERNEL)?,
@@ -121,6 +131,7 @@ impl Stats {
         writeln!(f, "blobs {}", self.blobs.load(Ordering::Relaxed))?;
         writeln!(f, "objects {}", self.objects.load(Ordering::Relaxed))?;
         writeln!(f, "evictions {}", self.evictions.load(Ordering::Relaxed))?;
+        writeln!(f, "purged {}", self.purged.load(Ordering::Relaxed))?;
         writeln!(
             f,
             "window_bytes {}",
@@ -137,6 +148,7 @@ impl Stats {
             "fenced_ccmds {}",
             u8::from(crate::module_parameters::fenced_ccmds.value())
         )?;
+        writeln!(f, "reset {}", self.reset.load(Ordering::Relaxed))?;
         writeln!(f, "fences_emitted {}", fs.emitted.load(Ordering::Relaxed))?;
         writeln!(
             f,
@@ -177,6 +189,9 @@ impl Ids {
     }
 }
 
+/// The size of a host context's response page.
+pub(crate) const RESPONSE_PAGE: u64 = 16384;
+
 /// How many times a mapping waits 1 ms for busy objects to become evictable.
 const EVICT_WAITS: u32 = 1000;
 
@@ -189,10 +204,17 @@ pub(crate) struct Shared {
     pub(crate) cache: AnswerCache,
     /// Live host objects (shared with the device's `debugfs` files).
     pub(crate) stats: Arc<Stats>,
-    /// Ranges of the host-visible window (offsets into the region).
+    /// Ranges of the response-page area at the start of the host-visible window (offsets
+    /// into the region), kept apart so that mapped objects cannot keep new files from
+    /// getting a host context.
+    #[pin]
+    pages: RangeAllocator,
+    /// The size of that area in bytes; objects use the window after it.
+    pages_len: u64,
+    /// Ranges of the object area (offsets from `pages_len`).
     #[pin]
     window: RangeAllocator,
-    /// The window's size in bytes.
+    /// The object area's size in bytes.
     window_len: u64,
     /// The host's blob size granularity (a power of two, at least the page size).
     pub(crate) blob_alignment: u64,
@@ -200,31 +222,48 @@ pub(crate) struct Shared {
     /// order.
     #[pin]
     mapped: Mutex<KVec<Arc<MapSlot>>>,
-    /// Evictions in progress (their objects are out of `mapped` meanwhile).
+    /// Evictions in progress.
     evicting: AtomicU32,
+    /// The generation of the next host context (never reused, unlike context ids).
+    next_ctx_gen: AtomicU64,
     /// Virtio context and resource ids in use (0 is never used: it means "none").
     #[pin]
     ids: Mutex<Ids>,
 }
 
 impl Shared {
-    /// The state of a device whose host-visible window is `window_len` bytes.
+    /// The state of a device whose host-visible window is `region_len` bytes: a sixteenth of
+    /// it (at most 16 MiB, at least one page per context for 4 contexts) holds response
+    /// pages, the rest objects.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` for a window too small for both, `ENOMEM`.
     pub(crate) fn new(
         identity: I915Identity,
-        window_len: u64,
+        region_len: u64,
         blob_alignment: u64,
     ) -> Result<Arc<Self>> {
+        let align = |n: u64| n.div_ceil(blob_alignment) * blob_alignment;
+        let pages_len = align((region_len / 16).clamp(4 * RESPONSE_PAGE, 16 << 20));
+        if pages_len >= region_len {
+            return Err(ENODEV);
+        }
+        let window_len = region_len - pages_len;
         let stats = Arc::pin_init(Stats::new(), GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 identity,
                 cache: AnswerCache::new(),
                 stats,
+                pages <- RangeAllocator::new(pages_len, blob_alignment),
+                pages_len,
                 window <- RangeAllocator::new(window_len, blob_alignment),
                 window_len,
                 blob_alignment,
                 mapped <- new_mutex!(KVec::new()),
                 evicting: AtomicU32::new(0),
+                next_ctx_gen: AtomicU64::new(1),
                 ids <- new_mutex!(Ids {
                     ctx: IdPool::new(),
                     res: IdPool::new(),
@@ -251,6 +290,11 @@ impl Shared {
         }
     }
 
+    /// A generation for a new host context: unique for the life of the device.
+    pub(crate) fn new_ctx_gen(&self) -> u64 {
+        self.next_ctx_gen.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// A virtio context id that no live host context uses.
     pub(crate) fn new_ctx_id(&self) -> Result<u32> {
         self.alloc_id(IdKind::Ctx)
@@ -271,13 +315,35 @@ impl Shared {
         self.ids.lock().res.release_id(id as usize);
     }
 
-    /// Allocates `len` bytes of the host-visible window.
-    pub(crate) fn alloc_hostmem(&self, len: u64) -> Result<u64> {
-        let (off, len) = self.window.alloc(len)?;
+    /// Allocates a response page of `len` bytes in the window's response-page area.
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` when the area is full (that many host contexts exist), `ENOMEM`.
+    pub(crate) fn alloc_page_range(&self, len: u64) -> Result<u64> {
+        let (off, len) = self.pages.alloc(len)?;
         self.stats
             .window_bytes
             .fetch_add(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
         Ok(off)
+    }
+
+    /// Frees a response page's range.
+    pub(crate) fn free_page_range(&self, offset: u64) {
+        if let Some(len) = self.pages.free(offset) {
+            self.stats
+                .window_bytes
+                .fetch_sub(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Allocates `len` bytes of the window's object area; returns the offset in the region.
+    fn alloc_hostmem(&self, len: u64) -> Result<u64> {
+        let (off, len) = self.window.alloc(len)?;
+        self.stats
+            .window_bytes
+            .fetch_add(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);
+        Ok(self.pages_len + off)
     }
 
     /// Allocates a window range for `slot`'s object, evicting objects mapped earlier (oldest
@@ -327,8 +393,12 @@ impl Shared {
                     busy_run = 0;
                     None
                 } else {
+                    // The oldest goes to the end: it stays in the list (without allocating)
+                    // until it leaves the window.
+                    let v = l[0].clone();
+                    l.rotate_left(1);
                     self.evicting.fetch_add(1, Ordering::AcqRel);
-                    Some(l.remove(0).map_err(|_| ENOSPC)?)
+                    Some(v)
                 }
             };
             let Some(victim) = victim else {
@@ -341,22 +411,15 @@ impl Shared {
                 kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
                 continue;
             };
-            let r = victim.try_evict(dev, bound, self);
-            if let Evict::Busy = r {
-                busy_run += 1;
-                // It stays in the list, at the end.
-                let _ = self.track_mapped(victim);
-            } else {
-                busy_run = 0;
+            match victim.try_evict(dev, bound, self) {
+                Evict::Busy => busy_run += 1,
+                Evict::Gone => {
+                    busy_run = 0;
+                    self.untrack_mapped(&victim);
+                }
             }
             self.evicting.fetch_sub(1, Ordering::AcqRel);
         }
-    }
-
-    /// Puts `slot` at the end of the eviction order.
-    pub(crate) fn track_mapped(&self, slot: Arc<MapSlot>) -> Result {
-        self.mapped.lock().push(slot, GFP_KERNEL)?;
-        Ok(())
     }
 
     /// Takes `slot` out of the eviction order.
@@ -371,9 +434,12 @@ impl Shared {
         drop(removed);
     }
 
-    /// Frees a range of the host-visible window.
+    /// Frees an object's range of the window (`offset` in the region).
     pub(crate) fn free_hostmem(&self, offset: u64) {
-        if let Some(len) = self.window.free(offset) {
+        let Some(off) = offset.checked_sub(self.pages_len) else {
+            return;
+        };
+        if let Some(len) = self.window.free(off) {
             self.stats
                 .window_bytes
                 .fetch_sub(i64::try_from(len).unwrap_or(i64::MAX), Ordering::Relaxed);

@@ -14,8 +14,8 @@
 //! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
 //! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
 //! - [`file`]: an open file and its host context;
-//! - [`getparam`], [`query`], [`gem_create`], [`gem_domain`], [`mman`],
-//!   [`gem_rw`]: the i915 ioctls, one module per
+//! - [`getparam`], [`query`], [`gem_create`], [`gem_domain`],
+//!   [`gem_madvise`], [`gem_tiling`], [`mman`], [`gem_rw`]: the i915 ioctls, one module per
 //!   family; [`uext`]: i915's extension chains;
 //! - [`gem`]: GEM objects on host blobs, mapped through the host-visible window;
 //! - [`cache`]: host answers that cannot change while the device is bound;
@@ -31,7 +31,9 @@ mod file;
 mod gem;
 mod gem_create;
 mod gem_domain;
+mod gem_madvise;
 mod gem_rw;
+mod gem_tiling;
 mod getparam;
 mod hostmem;
 mod mman;
@@ -51,6 +53,11 @@ kernel::module_virtio_driver! {
         fenced_ccmds: bool {
             default: false,
             description: "Send each synchronous ccmd in a SUBMIT_3D fenced on ring 0, as Mesa does, instead of an unfenced one, whose answer already means processed (the default; under TCG the fenced round trip, which waits for the DMA fence signalled from the fence workqueue, takes about twice as long)",
+        },
+        reset: u32 {
+            default: 3,
+            description: "i915's GPU reset policy (0: none, 1: full GPU reset, 2 or more: engine reset), where i915 tools (IGT) look for it and set it. Only recorded: the host's i915 resets its GPU by its own policy, and this driver submits no GPU work yet",
+            permissions: 0o600,
         },
     },
 }

@@ -15,8 +15,11 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/prctl.h>
 #include <glob.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -1223,7 +1226,16 @@ TEST_F_TIMEOUT(node, gem_window_eviction, 600)
 		uint64_t s = size;
 
 		ASSERT_EQ(0, gem_create(fd, &s, &handles[i])) TH_LOG("object %d", i);
-		maps[i] = gem_map(fd, handles[i], size);
+		if (i % 10 == 0) {
+			/* Every tenth through its dma-buf: evictions must zap those too. */
+			struct drm_prime_handle exp = { .handle = handles[i], .flags = DRM_RDWR };
+
+			ASSERT_EQ(0, ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &exp));
+			maps[i] = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, exp.fd, 0);
+			close(exp.fd);
+		} else {
+			maps[i] = gem_map(fd, handles[i], size);
+		}
 		ASSERT_NE(MAP_FAILED, (void *)maps[i]) TH_LOG("object %d", i);
 		maps[i][0] = 0x5eed0000 + i;
 		maps[i][size / 4 - 1] = ~(0x5eed0000u + i);
@@ -1244,6 +1256,330 @@ TEST_F_TIMEOUT(node, gem_window_eviction, 600)
 	EXPECT_EQ(0, live_counter("quarantined_bytes"));
 }
 
+static jmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, sig);
+}
+
+/* Whether writing *p raises SIGBUS. */
+static int write_faults(volatile uint32_t *p, uint32_t v)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int faulted = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		*p = v;
+	else
+		faulted = 1;
+	sigaction(SIGBUS, &old, NULL);
+	return faulted;
+}
+
+/*
+ * The host refuses a step of making or mapping an object (VIRTIO_INTEL_FAULT, with the
+ * matching host fault injection: "create" = the first ccmd, "blob" = the first GEM blob,
+ * "map" = the first map of a GEM blob). The call fails cleanly, the next one works, and
+ * nothing leaks.
+ */
+TEST(gem_host_refuses)
+{
+	const char *fault = getenv("VIRTIO_INTEL_FAULT");
+	long ctx, blobs, bytes, quar;
+	uint64_t size = 8192;
+	volatile uint32_t *p;
+	uint32_t h = 0;
+	int fd;
+
+	if (!fault || (strcmp(fault, "create") && strcmp(fault, "blob") && strcmp(fault, "map")))
+		SKIP(return, "set VIRTIO_INTEL_FAULT to create, blob or map (with the host fault)");
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	if (strcmp(fault, "map")) {
+		EXPECT_EQ(-EIO, gem_create(fd, &size, &h)) TH_LOG("fault %s", fault);
+		EXPECT_EQ(0, live_counter("objects"));
+	}
+	ASSERT_EQ(0, gem_create(fd, &size, &h));
+	p = gem_map(fd, h, size);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	/* The refused map is a SIGBUS; the next access maps the object. */
+	EXPECT_EQ(!strcmp(fault, "map"), write_faults(p, 7));
+	EXPECT_EQ(0, write_faults(p, 8));
+	EXPECT_EQ(8, p[0]);
+	munmap((void *)p, size);
+	gem_close(fd, h);
+	close(fd);
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
+}
+
+/* 100,000 creates that fail in every way the guest checks leave nothing behind. */
+TEST(gem_failing_creates_leak_nothing)
+{
+	struct drm_i915_gem_memory_class_instance bogus = { 7, 7 };
+	struct drm_i915_gem_create_ext_memory_regions regions = {
+		.base.name = I915_GEM_CREATE_EXT_MEMORY_REGIONS,
+		.num_regions = 1, .regions = (uintptr_t)&bogus,
+	};
+	long ctx, blobs, bytes, quar;
+	int fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	uint32_t h;
+
+	ASSERT_GE(fd, 0);
+	for (int i = 0; i < 100000; i++) {
+		uint64_t size = 0;
+		int r;
+
+		switch (i % 4) {
+		case 0:
+			r = gem_create(fd, &size, &h);
+			break;
+		case 1:
+			r = gem_create_ext(fd, 4096, 2, NULL, &h);
+			break;
+		case 2:
+			r = gem_create_ext(fd, 4096, 0, &regions, &h);
+			break;
+		default:
+			r = gem_create_ext(fd, 4096, 0, (void *)8, &h);
+			break;
+		}
+		ASSERT_NE(0, r) TH_LOG("create %d succeeded", i);
+	}
+	EXPECT_EQ(0, live_counter("objects"));
+	close(fd);
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
+}
+
+/* PRIME: the same object in another process, through a dma-buf; self-import; bad fds. */
+TEST_F(node, gem_prime_share)
+{
+	struct drm_prime_handle exp = { .flags = DRM_CLOEXEC | DRM_RDWR };
+	struct drm_prime_handle imp = { 0 };
+	uint64_t size = 8192;
+	volatile uint32_t *p;
+	int status, to_parent[2], to_child[2];
+	uint32_t h = 0;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &h));
+	p = gem_map(self->fd, h, size);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	p[0] = 0xabcd;
+	exp.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &exp));
+	/* Importing into the exporting file gives the same handle back. */
+	imp.fd = exp.fd;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp));
+	EXPECT_EQ(h, imp.handle);
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* Another process and file: a handle of its own to the same memory. */
+		int fd = open(render_node(), O_RDWR | O_CLOEXEC);
+		struct drm_prime_handle in = { .fd = exp.fd };
+		struct drm_i915_gem_set_domain sd = {
+			.read_domains = I915_GEM_DOMAIN_CPU, .write_domain = I915_GEM_DOMAIN_CPU,
+		};
+		volatile uint32_t *q;
+
+		if (fd < 0 || ioctl(fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &in))
+			_exit(1);
+		sd.handle = in.handle;
+		if (ioctl(fd, DRM_IOCTL_I915_GEM_SET_DOMAIN, &sd))
+			_exit(2);
+		q = gem_map(fd, in.handle, 8192);
+		if (q == MAP_FAILED || q[0] != 0xabcd)
+			_exit(3);
+		q[1] = 0x1234;
+		/* The dma-buf itself maps too. */
+		q = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, exp.fd, 0);
+		if (q == MAP_FAILED || q[1] != 0x1234)
+			_exit(4);
+		q[2] = 0x5678;
+		if (write(to_parent[1], "d", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(5);
+		_exit(0);
+	}
+	if (read(to_parent[0], &c, 1) == 1) {
+		EXPECT_EQ(0x1234, p[1]);
+		EXPECT_EQ(0x5678, p[2]);
+	}
+	EXPECT_EQ(1, write(to_child[1], "p", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
+	close(to_parent[0]);
+	close(to_parent[1]);
+	close(to_child[0]);
+	close(to_child[1]);
+	/* The dma-buf keeps the object after GEM_CLOSE; importing it again makes a new handle. */
+	munmap((void *)p, size);
+	ASSERT_EQ(0, gem_close(self->fd, h));
+	imp.handle = 0;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp));
+	EXPECT_NE(0, imp.handle);
+	p = gem_map(self->fd, imp.handle, size);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	EXPECT_EQ(0x5678, p[2]);
+	munmap((void *)p, size);
+	gem_close(self->fd, imp.handle);
+	close(exp.fd);
+	/* Not a dma-buf, and not a file at all. */
+	imp.fd = self->fd;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp));
+	EXPECT_EQ(EINVAL, errno);
+	imp.fd = 999;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp));
+	EXPECT_EQ(EBADF, errno);
+}
+
+/* MADVISE: DONTNEED purges an object not in the window at once, a mapped one only later. */
+TEST_F(node, gem_madvise_purges)
+{
+	struct drm_i915_gem_madvise m = { .madv = I915_MADV_DONTNEED };
+	uint64_t size = 4096, size2 = 4096;
+	volatile uint32_t *p;
+	uint32_t h = 0, h2 = 0, v = 1;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &h));
+	m.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(0, m.retained);
+	m.madv = I915_MADV_WILLNEED;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(0, m.retained);
+	EXPECT_EQ(-EFAULT, gem_rw(self->fd, DRM_IOCTL_I915_GEM_PWRITE, h, 0, 4, &v));
+	p = gem_map(self->fd, h, size);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	EXPECT_EQ(1, write_faults(p, 1));
+	munmap((void *)p, size);
+	m.madv = 2;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m.madv = I915_MADV_DONTNEED;
+	m.handle = h + 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(ENOENT, errno);
+	gem_close(self->fd, h);
+
+	ASSERT_EQ(0, gem_create(self->fd, &size2, &h2));
+	p = gem_map(self->fd, h2, size2);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	p[0] = 99;
+	m.handle = h2;
+	m.madv = I915_MADV_DONTNEED;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(1, m.retained);
+	m.madv = I915_MADV_WILLNEED;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_MADVISE, &m));
+	EXPECT_EQ(1, m.retained);
+	EXPECT_EQ(99, p[0]);
+	munmap((void *)p, size2);
+	gem_close(self->fd, h2);
+}
+
+/* The legacy GEM_MMAP, tiling through the host, and the aperture. */
+TEST_F(node, gem_legacy_mmap_tiling_aperture)
+{
+	struct drm_i915_gem_mmap lm = { .size = 8192 };
+	struct drm_i915_gem_set_tiling st = { .tiling_mode = I915_TILING_X, .stride = 512 };
+	struct drm_i915_gem_get_tiling gt = { 0 };
+	struct drm_i915_gem_get_aperture ap = { 0 };
+	uint64_t size = 8192, off = 0;
+	volatile uint32_t *p, *q;
+	uint32_t h = 0;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &h));
+	lm.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_MMAP, &lm));
+	p = (volatile uint32_t *)(uintptr_t)lm.addr_ptr;
+	p[1024] = 0x77;
+	ASSERT_EQ(0, mmap_offset(self->fd, h, I915_MMAP_OFFSET_WB, &off));
+	q = mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->fd, (off_t)(off + 4096));
+	ASSERT_NE(MAP_FAILED, (void *)q);
+	EXPECT_EQ(0x77, q[0]);
+	munmap((void *)q, 4096);
+	munmap((void *)p, 8192);
+	lm.flags = 2;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MMAP, &lm));
+	EXPECT_EQ(EINVAL, errno);
+	lm.flags = 0;
+	lm.offset = 4096;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MMAP, &lm));
+	EXPECT_EQ(EINVAL, errno);
+	lm.offset = 100;
+	lm.size = 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MMAP, &lm));
+	EXPECT_EQ(EINVAL, errno);
+	lm.offset = 0;
+	lm.handle = h + 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_MMAP, &lm));
+	EXPECT_EQ(ENOENT, errno);
+
+	st.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_TILING, &st));
+	EXPECT_EQ(h, st.handle);
+	gt.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_GET_TILING, &gt));
+	EXPECT_EQ(I915_TILING_X, gt.tiling_mode);
+	EXPECT_EQ(h, gt.handle);
+	st.handle = h + 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_TILING, &st));
+	EXPECT_EQ(ENOENT, errno);
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_GET_APERTURE, &ap));
+	EXPECT_GT(ap.aper_size, 0);
+	EXPECT_LE(ap.aper_available_size, ap.aper_size);
+	gem_close(self->fd, h);
+}
+
+/* The `reset` module parameter, where IGT looks for it: the device's driver's module. */
+TEST_F(node, reset_parameter_where_igt_looks)
+{
+	char path[256], buf[32];
+	struct stat st;
+	int pfd;
+
+	ASSERT_EQ(0, fstat(self->fd, &st));
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device/driver/module/parameters/reset",
+		 major(st.st_rdev), minor(st.st_rdev));
+	pfd = open(path, O_RDWR);
+	ASSERT_GE(pfd, 0) TH_LOG("%s: %s", path, strerror(errno));
+	ASSERT_EQ(2, write(pfd, "1\n", 2));
+	ASSERT_EQ(0, lseek(pfd, 0, SEEK_SET));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_LT(0, read(pfd, buf, sizeof(buf) - 1));
+	EXPECT_EQ(0, strcmp(buf, "1\n"));
+	EXPECT_EQ(-1, write(pfd, "x\n", 2));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, lseek(pfd, 0, SEEK_SET));
+	ASSERT_EQ(2, write(pfd, "3\n", 2));
+	close(pfd);
+
+	/* The device's copy, where IGT's igt_params_set() looks first. */
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/dri/%u/i915_params/reset",
+		 minor(st.st_rdev));
+	pfd = open(path, O_RDWR);
+	ASSERT_GE(pfd, 0) TH_LOG("%s: %s", path, strerror(errno));
+	ASSERT_EQ(2, write(pfd, "1\n", 2));
+	EXPECT_EQ(1, live_counter("reset"));
+	ASSERT_EQ(0, lseek(pfd, 0, SEEK_SET));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_LT(0, read(pfd, buf, sizeof(buf) - 1));
+	EXPECT_EQ(0, strcmp(buf, "1\n"));
+	ASSERT_EQ(0, lseek(pfd, 0, SEEK_SET));
+	ASSERT_EQ(2, write(pfd, "3\n", 2));
+	close(pfd);
+}
+
+static char userptr_page[8192] __attribute__((aligned(4096)));
+
 /* i915's errors, in i915's order. */
 TEST_F(node, gem_create_errors)
 {
@@ -1258,6 +1594,7 @@ TEST_F(node, gem_create_errors)
 		.base.name = I915_GEM_CREATE_EXT_PROTECTED_CONTENT,
 	};
 	struct drm_i915_gem_create_ext_set_pat pat = { .base.name = I915_GEM_CREATE_EXT_SET_PAT };
+	struct drm_i915_gem_userptr u = { 0 };
 	uint64_t size = 0;
 	uint32_t h = 0;
 
@@ -1300,6 +1637,22 @@ TEST_F(node, gem_create_errors)
 	EXPECT_EQ(-ENODEV, gem_create_ext(self->fd, 4096, 0, &pat, &h));
 	pat.base.name = 99;
 	EXPECT_EQ(-EINVAL, gem_create_ext(self->fd, 4096, 0, &pat, &h));
+
+	/* USERPTR: i915's checks, then refused (the host GPU cannot use guest memory). */
+	u.user_ptr = (uintptr_t)userptr_page;
+	u.user_size = 4096;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_USERPTR, &u));
+	EXPECT_EQ(ENODEV, errno);
+	u.flags = 0x10;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_USERPTR, &u));
+	EXPECT_EQ(EINVAL, errno);
+	u.flags = 0;
+	u.user_size = 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_USERPTR, &u));
+	EXPECT_EQ(EINVAL, errno);
+	u.user_size = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_USERPTR, &u));
+	EXPECT_EQ(EINVAL, errno);
 }
 
 TEST_F(node, gem_mmap_offset_errors)
@@ -1337,6 +1690,9 @@ TEST_F(node, gem_mmap_offset_errors)
 	close(fd2);
 	/* Beyond the object's end. */
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, 8192, PROT_READ, MAP_SHARED, self->fd, (off_t)off));
+	/* A private mapping could be written to (copy-on-write): no pages to copy. */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, self->fd, (off_t)off));
+	EXPECT_EQ(EINVAL, errno);
 	gem_close(self->fd, h);
 }
 

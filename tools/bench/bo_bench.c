@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Times GEM objects on an i915 render node and prints medians and 90th percentiles:
+ *  - "bo": n times GEM_CREATE(4 KiB) + GEM_MMAP_OFFSET + mmap + one write + munmap +
+ *    GEM_CLOSE (the first write faults the object into the host-visible window);
+ *  - "evict" (with a window size in MiB): maps twice as many 64 KiB objects as the window
+ *    holds, then writes to them round-robin, so that every write evicts an older mapping
+ *    and faults its own object back in; the time per write is the cost of one eviction
+ *    plus one refault.
+ * Used by tools/vm/bench.sh for virtio_intel.ko.
+ * usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <drm/drm.h>
+#include <drm/i915_drm.h>
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static void report(const char *name, double *us, int n)
+{
+	qsort(us, n, sizeof(*us), cmp);
+	printf("bench %s: median %.1f us p90 %.1f us over %d ops\n", name, us[n / 2],
+	       us[(int)((n - 1) * 0.9)], n);
+}
+
+/* A new object of `size` bytes mapped (WB) into this process; NULL on failure. */
+static volatile uint32_t *create_map(int fd, uint64_t size, uint32_t *handle)
+{
+	struct drm_i915_gem_create c = { .size = size };
+	struct drm_i915_gem_mmap_offset m = { .flags = I915_MMAP_OFFSET_WB };
+	void *p;
+
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_CREATE, &c))
+		return NULL;
+	m.handle = c.handle;
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_MMAP_OFFSET, &m))
+		return NULL;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)m.offset);
+	if (p == MAP_FAILED)
+		return NULL;
+	*handle = c.handle;
+	return p;
+}
+
+static int close_bo(int fd, uint32_t handle)
+{
+	struct drm_gem_close c = { .handle = handle };
+
+	return ioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
+}
+
+int main(int argc, char **argv)
+{
+	const char *node = getenv("VIRTIO_INTEL_NODE");
+	int fd = open(node ? node : "/dev/dri/renderD128", O_RDWR | O_CLOEXEC);
+	double *us;
+
+	if (fd < 0 || argc < 3) {
+		fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "bo")) {
+		int n = atoi(argv[2]);
+
+		us = calloc(n, sizeof(*us));
+		for (int i = 0; us && i < n; i++) {
+			double t = now_us();
+			volatile uint32_t *p;
+			uint32_t h;
+
+			p = create_map(fd, 4096, &h);
+			if (!p) {
+				perror("create+map");
+				return 1;
+			}
+			p[0] = i;
+			munmap((void *)p, 4096);
+			if (close_bo(fd, h)) {
+				perror("close");
+				return 1;
+			}
+			us[i] = now_us() - t;
+		}
+		report("bo", us, n);
+		return 0;
+	}
+	if (!strcmp(argv[1], "evict") && argc == 4) {
+		const uint64_t size = 64 << 10;
+		int n = (int)(((uint64_t)atoi(argv[2]) << 20) * 2 / size), laps = atoi(argv[3]);
+		volatile uint32_t **maps = calloc(n, sizeof(*maps));
+		uint32_t *handles = calloc(n, sizeof(*handles));
+
+		us = calloc((size_t)n * laps, sizeof(*us));
+		if (!maps || !handles || !us)
+			return 1;
+		for (int i = 0; i < n; i++) {
+			maps[i] = create_map(fd, size, &handles[i]);
+			if (!maps[i]) {
+				perror("create+map");
+				return 1;
+			}
+			maps[i][0] = i;
+		}
+		for (int l = 0; l < laps; l++) {
+			for (int i = 0; i < n; i++) {
+				double t = now_us();
+
+				maps[i][1] = l;
+				us[l * n + i] = now_us() - t;
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			if (maps[i][0] != (uint32_t)i) {
+				fprintf(stderr, "object %d lost its contents\n", i);
+				return 1;
+			}
+		}
+		report("evict-refault", us, n * laps);
+		return 0;
+	}
+	fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>\n");
+	return 2;
+}
