@@ -24,24 +24,12 @@
 #include <drm/drm.h>
 #include <drm/i915_drm.h>
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
+#include "bench.h"
 
-	return (x > y) - (x < y);
-}
-
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 
 static void report(const char *name, double *us, int n)
 {
-	qsort(us, n, sizeof(*us), cmp);
+	qsort(us, n, sizeof(*us), bench_cmp);
 	printf("bench %s: median %.1f us p90 %.1f us over %d ops\n", name, us[n / 2],
 	       us[(int)((n - 1) * 0.9)], n);
 }
@@ -87,7 +75,7 @@ int main(int argc, char **argv)
 
 		us = calloc(n, sizeof(*us));
 		for (int i = 0; us && i < n; i++) {
-			double t = now_us();
+			double t = bench_now_us();
 			volatile uint32_t *p;
 			uint32_t h;
 
@@ -102,7 +90,7 @@ int main(int argc, char **argv)
 				perror("close");
 				return 1;
 			}
-			us[i] = now_us() - t;
+			us[i] = bench_now_us() - t;
 		}
 		report("bo", us, n);
 		return 0;
@@ -126,10 +114,10 @@ int main(int argc, char **argv)
 		}
 		for (int l = 0; l < laps; l++) {
 			for (int i = 0; i < n; i++) {
-				double t = now_us();
+				double t = bench_now_us();
 
 				maps[i][1] = l;
-				us[l * n + i] = now_us() - t;
+				us[l * n + i] = bench_now_us() - t;
 			}
 		}
 		for (int i = 0; i < n; i++) {

@@ -19,20 +19,8 @@
 #include <drm/drm.h>
 #include <drm/i915_drm.h>
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
+#include "bench.h"
 
-	return (x > y) - (x < y);
-}
-
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 
 /* One ioctl of the given kind; 0 on success. */
 static int op(int fd, const char *kind)
@@ -62,15 +50,15 @@ static int latency(int fd, const char *kind, int n)
 	if (!us)
 		return 1;
 	for (int i = 0; i < n; i++) {
-		double a = now_us();
+		double a = bench_now_us();
 
 		if (op(fd, kind)) {
 			fprintf(stderr, "%s: %s\n", kind, strerror(errno));
 			return 1;
 		}
-		us[i] = now_us() - a;
+		us[i] = bench_now_us() - a;
 	}
-	qsort(us, n, sizeof(*us), cmp);
+	qsort(us, n, sizeof(*us), bench_cmp);
 	printf("bench getparam-%s: median %.1f us p90 %.1f us over %d ops\n", kind,
 	       us[(n - 1) / 2], us[(int)((n - 1) * 0.9)], n);
 	free(us);
@@ -96,7 +84,7 @@ static void *work(void *p)
 static int throughput(int fd, const char *kind, int threads, int n)
 {
 	struct worker w[8];
-	double a = now_us(), t;
+	double a = bench_now_us(), t;
 
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){ .fd = fd, .n = n, .kind = kind };
@@ -108,7 +96,7 @@ static int throughput(int fd, const char *kind, int threads, int n)
 		if (w[i].failed)
 			return 1;
 	}
-	t = now_us() - a;
+	t = bench_now_us() - a;
 	printf("bench throughput-%s-%dt: %.0f ops/s\n", kind, threads, threads * n / (t / 1e6));
 	return 0;
 }
