@@ -64,6 +64,10 @@ pub(crate) struct NativeCtx {
     pub(crate) file: File,
     pub(crate) shmem: Option<(u32, Arc<SharedMem>)>,
     pub(crate) pending: HashMap<u32, Pending>,
+    /// blob_ids of GEM_CREATE(_EXT) ccmds refused by fault injection: the guest's
+    /// RESOURCE_CREATE_BLOB that follows such a ccmd (as Linux sends it, without waiting)
+    /// fails without being a protocol violation.
+    pub(crate) refused_blobs: Vec<u32>,
     pub(crate) objects: HashMap<u32, CtxObject>,
     pub(crate) timelines: HashMap<u32, Timeline>,
     current_rsp: Option<Vec<u8>>,
@@ -94,6 +98,7 @@ impl NativeCtx {
             file: File::open(dev),
             shmem: None,
             pending: HashMap::new(),
+            refused_blobs: Vec::new(),
             objects: HashMap::new(),
             timelines: HashMap::new(),
             current_rsp: None,
@@ -181,6 +186,9 @@ impl NativeCtx {
             let n = CCMD_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if crate::config::get().fail_ccmd == Some(n) {
                 crate::log::info(&format!("fault injection: ccmd #{n} ({id:?}, seqno {}) rejected", hdr.seqno));
+                if matches!(id, CcmdId::GemCreate | CcmdId::GemCreateExt) && copy.len() >= 28 {
+                    self.refused_blobs.push(u32::from_le_bytes([copy[24], copy[25], copy[26], copy[27]]));
+                }
                 return -libc::EIO;
             }
             let had_stale = self.current_rsp.is_some();

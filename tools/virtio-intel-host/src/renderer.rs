@@ -471,6 +471,13 @@ impl Renderer {
             crate::log::info(&format!("fault injection: GEM blob #{k} (res {}) refused", a.res_handle));
             return -libc::EINVAL;
         }
+        if !n.pending.contains_key(&blob_id) {
+            if let Some(i) = n.refused_blobs.iter().position(|b| *b == blob_id) {
+                n.refused_blobs.swap_remove(i);
+                crate::log::info(&format!("CREATE_BLOB res {}: its GEM_CREATE was refused", a.res_handle));
+                return -libc::ENOENT;
+            }
+        }
         let Some(p) = n.pending.remove(&blob_id) else {
             crate::log::violation(&format!(
                 "CREATE_BLOB res {}: no pending GEM object with blob_id {blob_id}",

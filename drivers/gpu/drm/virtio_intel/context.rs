@@ -407,6 +407,19 @@ impl HostContext {
     /// rejection; such ccmds are confirmed by their effect as well (a `GEM_CREATE` by the
     /// `RESOURCE_CREATE_BLOB` that takes its object).
     pub(crate) fn call<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
+        self.call_then(bound, c, &mut || {})
+    }
+
+    /// As [`Self::call`], running `then` once the ccmd is queued and before waiting for its
+    /// answer: for a command that must follow it on the queue without a round trip of its
+    /// own in between (the host processes the queue in order). `then` does not run when the
+    /// ccmd could not be queued.
+    pub(crate) fn call_then<C: Ccmd>(
+        &self,
+        bound: &Bound<'_>,
+        c: &C,
+        then: &mut dyn FnMut(),
+    ) -> Result<C::Response> {
         let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
         // A ccmd without a response gets a scratch slot of capacity 0: the host may copy a
         // stale response of an earlier failed ccmd to whatever offset a later one names
@@ -418,7 +431,7 @@ impl HostContext {
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
-        let r = self.call_in_slot(&bound.queue, &shm, c, area_off, size, &mut left);
+        let r = self.call_in_slot(&bound.queue, &shm, c, (area_off, size), &mut left, then);
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -542,6 +555,7 @@ impl HostContext {
         c: &C,
         rsp_off: u32,
         left: &mut Jiffies,
+        then: &mut dyn FnMut(),
     ) -> Result<core::result::Result<u32, FailedWait>> {
         // An event whose command was not queued is dropped (failing its fence) only after
         // the submit lock is released.
@@ -549,6 +563,7 @@ impl HostContext {
         let queued = self.enqueue(q, c, rsp_off, left, &mut event);
         drop(event);
         let (pending, seqno, fence) = queued?;
+        then();
         let done = pending.abandoned();
         // A fenced ccmd is done when its fence signals (from the fence workqueue);
         // the answer is there by then.
@@ -565,16 +580,16 @@ impl HostContext {
             .map_err(|e| (e, seqno, done)))
     }
 
-    /// Queues `c` with its answer in the slot at `area_off` of the response area and waits;
-    /// returns the slot's bytes.
+    /// Queues `c` with its answer in the slot at `area_off` (of `size` bytes) of the response
+    /// area, runs `then`, and waits; returns the slot's bytes.
     fn call_in_slot<C: Ccmd>(
         &self,
         q: &ControlQueue<'_>,
         shm: &ShmMapping<'_>,
         c: &C,
-        area_off: u64,
-        size: usize,
+        (area_off, size): (u64, usize),
         left: &mut Jiffies,
+        then: &mut dyn FnMut(),
     ) -> core::result::Result<KVec<u8>, Abandon> {
         // The ccmd names its slot relative to the response area; the page holds it after
         // the `struct i915_shmem` header.
@@ -588,7 +603,7 @@ impl HostContext {
         shm.write(slot, &head).map_err(Abandon::NotQueued)?;
 
         let seqno = self
-            .queue_and_wait(q, c, rsp_off, left)
+            .queue_and_wait(q, c, rsp_off, left, then)
             .map_err(Abandon::NotQueued)?
             .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, Some(done)))?;
 

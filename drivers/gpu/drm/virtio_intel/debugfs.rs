@@ -9,7 +9,8 @@
 //! - `DROP_RETIRE`, `DROP_ACTIVE`, `DROP_IDLE`, `DROP_RESET_ACTIVE`: wait (bounded) until
 //!   the device answered every command queued so far and the fence work those answers
 //!   queued has run, so every retired fence is signalled;
-//! - `DROP_FREED`: nothing to wait for, objects are freed when their last reference goes;
+//! - `DROP_FREED`: wait until the host objects of freed GEM objects were released (that
+//!   work runs on the device's workqueue);
 //! - `DROP_UNBOUND`, `DROP_BOUND`, `DROP_SHRINK_ALL` (i915: unbind and shrink objects):
 //!   not acted on yet, objects leave the host-visible window only when it is full;
 //! - `DROP_RCU`, `DROP_RESET_SEQNO`: nothing to act on.
@@ -38,6 +39,8 @@ use crate::driver::{
 /// `DROP_RETIRE | DROP_ACTIVE | DROP_IDLE | DROP_RESET_ACTIVE`: the bits that wait for the
 /// device.
 const DROP_WAIT: u64 = (1 << 2) | (1 << 3) | (1 << 6) | (1 << 7);
+/// `DROP_FREED`: wait for the objects being freed.
+const DROP_FREED: u64 = 1 << 4;
 /// `DROP_ALL`: the ten bits i915 defines (`DROP_UNBOUND` .. `DROP_RCU`).
 const DROP_ALL: u64 = (1 << 10) - 1;
 
@@ -96,6 +99,9 @@ fn drop_caches_store(bound: &Bound<'_>, input: &[u8]) -> Result {
     let mask = parse_u64(input)?;
     if mask & DROP_WAIT != 0 {
         bound.queue.wait_idle()?;
+    }
+    if mask & DROP_FREED != 0 {
+        bound.queue.flush_deferred();
     }
     Ok(())
 }

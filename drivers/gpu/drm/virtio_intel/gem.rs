@@ -40,6 +40,7 @@ use kernel::{
         Arc,
         Mutex, //
     },
+    time::msecs_to_jiffies,
 };
 
 use crate::{
@@ -63,6 +64,11 @@ use crate::{
         MAP_CACHE_WC, //
     },
     shared::Shared,
+    transport::{
+        Pending,
+        Wait,
+        COMMAND_TIMEOUT_MS, //
+    },
 };
 
 /// The GEM object type of the driver.
@@ -341,23 +347,43 @@ impl MapSlot {
         shared.stats.purged.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Releases the host objects of the slot, through `bound` if the device is bound.
+    /// Releases the host objects of the slot, through `bound` if the device is bound. The
+    /// unmap and the unref are queued together and answered in order: one round trip.
     fn release(&self, bound: Option<&Bound<'_>>, shared: &Shared) {
         let mut st = self.state.lock();
         let stats = &shared.stats;
         let (ctx, res) = (self.ctx_id, self.res_id);
-        let send = |cmd: &ResourceCmd| match bound {
+        let window = st.window.take();
+        let (unmapped, unrefd) = match bound {
+            None => (true, true),
             Some(b) => {
-                let r = b.queue.call_uninterruptible(cmd).map(|_| ());
-                if let Err(e) = r {
-                    pr_debug!("virtio_intel: releasing blob {}: {:?}\n", res, e);
-                }
-                settled(&r)
+                let q = &b.queue;
+                let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+                let mut queue = |cmd: &ResourceCmd| {
+                    q.send(
+                        cmd,
+                        KVec::new(),
+                        &mut None,
+                        Wait::Uninterruptible,
+                        &mut left,
+                    )
+                };
+                let unmap = window.map(|_| queue(&ResourceCmd::unmap_blob(ctx, res)));
+                let unref = st.blob.then(|| queue(&ResourceCmd::unref(res)));
+                let outcome = |p: Option<Result<Pending<ResourceCmd>>>| {
+                    let r = p.map_or(Ok(()), |p| {
+                        p.and_then(|p| p.wait(Wait::Uninterruptible)).map(|_| ())
+                    });
+                    if let Err(e) = r {
+                        pr_debug!("virtio_intel: releasing blob {}: {:?}\n", res, e);
+                    }
+                    settled(&r)
+                };
+                (outcome(unmap), outcome(unref))
             }
-            None => true,
         };
-        if let Some(w) = st.window.take() {
-            if send(&ResourceCmd::unmap_blob(ctx, res)) {
+        if let Some(w) = window {
+            if unmapped {
                 shared.free_hostmem(w.offset);
             } else {
                 stats.quarantined_bytes.fetch_add(
@@ -373,7 +399,7 @@ impl MapSlot {
         }
         if !st.blob {
             shared.release_res_id(res);
-        } else if send(&ResourceCmd::unref(res)) {
+        } else if unrefd {
             stats.blobs.fetch_sub(1, Ordering::Relaxed);
             shared.release_res_id(res);
         }
@@ -512,10 +538,17 @@ impl Bo {
     /// Runs `send` (which sends `GEM_SET_MMAP_MODE` for `mode`) unless a mode was already
     /// requested or the object was mapped: the host takes one mode per object, before its
     /// first map.
-    pub(crate) fn request_mode(&self, mode: u32, send: impl FnOnce() -> Result) -> Result {
+    /// `is_default` says `mode` is what the host uses anyway: nothing is sent for it, and a
+    /// later mode may still be.
+    pub(crate) fn request_mode(
+        &self,
+        mode: u32,
+        is_default: bool,
+        send: impl FnOnce() -> Result,
+    ) -> Result {
         let mut st = self.slot.state.lock();
         // A purged object has no host resource any more; its faults get SIGBUS.
-        if st.mode.is_some() || st.window.is_some() || st.madv == Madv::Purged {
+        if is_default || st.mode.is_some() || st.window.is_some() || st.madv == Madv::Purged {
             return Ok(());
         }
         send()?;
@@ -543,18 +576,37 @@ impl Bo {
     }
 }
 
+/// Releases `slot`'s host objects through the device if it is still bound; then takes the
+/// slot out of the eviction order. It stays there while it is released, so that a mapping
+/// that needs the window waits for the range (the state is locked meanwhile) instead of
+/// finding nothing to evict.
+fn release_slot(dev: &IoctlDevice, slot: &Arc<MapSlot>, shared: &Shared) {
+    match dev.registration_guard() {
+        Some(guard) => guard.registration_data_with(|bound| slot.release(Some(bound), shared)),
+        None => slot.release(None, shared),
+    }
+    shared.untrack_mapped(slot);
+}
+
 #[pinned_drop]
 impl PinnedDrop for Bo {
     fn drop(self: Pin<&mut Self>) {
-        // Released while still in the eviction order: a mapping that needs the window waits
-        // for the range (the state is locked meanwhile) instead of finding nothing to evict.
-        match self.dev.registration_guard() {
-            Some(guard) => {
-                guard.registration_data_with(|bound| self.slot.release(Some(bound), &self.shared))
-            }
-            None => self.slot.release(None, &self.shared),
+        // The host objects are released on the device's workqueue, as i915 frees objects
+        // from a worker: the last `GEM_CLOSE` or `munmap` does not wait for the host. Without
+        // memory for that, or once the device is gone, right here.
+        let deferred = self.dev.registration_guard().is_some_and(|guard| {
+            guard.registration_data_with(|bound| {
+                let (dev, slot, shared) =
+                    (self.dev.clone(), self.slot.clone(), self.shared.clone());
+                bound
+                    .queue
+                    .defer(move || release_slot(&dev, &slot, &shared))
+                    .is_ok()
+            })
+        });
+        if !deferred {
+            release_slot(&self.dev, &self.slot, &self.shared);
         }
-        self.shared.untrack_mapped(&self.slot);
         let stats = &self.shared.stats;
         stats.objects.fetch_sub(1, Ordering::Relaxed);
         stats

@@ -177,8 +177,8 @@ impl File {
     ) -> Result<u32> {
         let this = file.inner();
         let size = object_size(args.size, this.shared().blob_alignment)?;
-        let handle = this.create_object(dev, bound, file, size, |ctx, blob_id| {
-            ctx.call(bound, &GemCreate { size, blob_id })
+        let handle = this.create_object(dev, bound, file, size, |ctx, blob_id, then| {
+            ctx.call_then(bound, &GemCreate { size, blob_id }, then)
         })?;
         args.size = size;
         args.handle = handle;
@@ -225,19 +225,20 @@ impl File {
         }
         let size = object_size(args.size, this.shared().blob_alignment)?;
         let flags = args.flags;
-        let handle = this.create_object(dev, bound, file, size, |ctx, blob_id| {
-            match &ext.placements {
-                None if flags == 0 => ctx.call(bound, &GemCreate { size, blob_id }),
-                _ => ctx.call(
-                    bound,
-                    &GemCreateExt {
-                        size,
-                        blob_id,
-                        flags,
-                        ext: serialize_placements(ext.placements.as_deref())?,
-                    },
-                ),
-            }
+        let handle = this.create_object(dev, bound, file, size, |ctx, blob_id, then| match &ext
+            .placements
+        {
+            None if flags == 0 => ctx.call_then(bound, &GemCreate { size, blob_id }, then),
+            _ => ctx.call_then(
+                bound,
+                &GemCreateExt {
+                    size,
+                    blob_id,
+                    flags,
+                    ext: serialize_placements(ext.placements.as_deref())?,
+                },
+                then,
+            ),
         })?;
         args.size = size;
         args.handle = handle;
@@ -269,14 +270,15 @@ impl File {
     }
 
     /// Creates an object of `size` bytes (page- and blob-aligned) whose host object `send`
-    /// creates under the `blob_id` it is given, and returns its handle in `file`.
+    /// creates under the `blob_id` it is given (calling its last argument, which queues the
+    /// `RESOURCE_CREATE_BLOB`, once the ccmd is queued), and returns its handle in `file`.
     fn create_object(
         &self,
         dev: &I915Device<drm::Registered>,
         bound: &Bound<'_>,
         file: &drm::File<File>,
         size: u64,
-        send: impl FnOnce(&HostContext, u32) -> Result,
+        send: impl FnOnce(&HostContext, u32, &mut dyn FnMut()) -> Result,
     ) -> Result<u32> {
         let shared = self.shared();
         self.with_ctx(bound, |ctx| {
@@ -307,8 +309,11 @@ impl File {
                 .fetch_add(size as i64, Ordering::Relaxed);
             // From here on, dropping `obj` releases the id and what the host made.
             let blob_id = ctx.new_blob_id();
-            send(ctx, blob_id)?;
-            obj.create_blob(bound, blob_id)?;
+            // The blob follows the ccmd on the queue without waiting for it: the host runs
+            // them in order, and refuses the blob if the ccmd failed.
+            let mut blob = Err(EIO);
+            send(ctx, blob_id, &mut || blob = obj.create_blob(bound, blob_id))?;
+            blob?;
             // The fake offset exists before anyone can map the object (through the handle or
             // a dma-buf), so that evictions always know which mappings to zap.
             obj.set_fake_offset(obj.create_mmap_offset()?);

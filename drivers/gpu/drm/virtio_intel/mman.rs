@@ -19,8 +19,9 @@
 //! `EINVAL`, as `vm_mmap()` makes it in i915).
 //!
 //! Unlike i915, all modes of an object share one fake offset: the host maps each blob with
-//! one caching, which its first mode picks (`GEM_SET_MMAP_MODE`, sent before the object is
-//! first mapped); the fault handler maps pages with the caching the host reports.
+//! one caching, which its first mode other than `WB` (the host's default) picks
+//! (`GEM_SET_MMAP_MODE`, sent before the object is first mapped); the fault handler maps
+//! pages with the caching the host reports.
 
 use kernel::{
     drm::{
@@ -109,7 +110,9 @@ impl File {
         let this = file.inner();
         // `mode` is one of the five above.
         let flags = mode as u32;
-        obj.request_mode(flags, || {
+        // Write-back is what the host maps an object with unless told otherwise: only other
+        // modes are sent.
+        obj.request_mode(flags, flags == uapi::I915_MMAP_OFFSET_WB, || {
             this.with_ctx(bound, |ctx| {
                 obj.attach_to(bound, ctx)?;
                 ctx.call(

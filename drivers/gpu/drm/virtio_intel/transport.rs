@@ -184,6 +184,9 @@ pub(crate) struct CtrlHandler {
     /// their callbacks stopped, which waits for its work: no fence work of this module runs
     /// once the device is unbound.
     fences: OwnedQueue,
+    /// Runs work deferred by the driver ([`ControlQueue::defer`]): freeing GEM objects' host
+    /// objects. Drained when dropped, like `fences`.
+    deferred: OwnedQueue,
 }
 
 impl Handler for CtrlHandler {
@@ -236,15 +239,36 @@ impl<'bound> ControlQueue<'bound> {
             QueueFlags::PERCPU | QueueFlags::HIGHPRI | QueueFlags::MEM_RECLAIM,
             0,
         )?;
+        let deferred = OwnedQueue::new(c"virtio_intel-free", QueueFlags::UNBOUND, 0)?;
         let vqs = Virtqueues::new(
             dev,
             &[c"control", c"cursor"],
             CtrlHandler {
                 space: space.clone(),
                 fences,
+                deferred,
             },
         )?;
         Ok(Self { vqs, space })
+    }
+
+    /// Runs `f` later on the device's own workqueue, which is drained when the device is
+    /// unbound (after the DRM device was unplugged).
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`: `f` was dropped without running.
+    pub(crate) fn defer(&self, f: impl FnOnce() + Send + 'static) -> Result {
+        self.vqs
+            .handler()
+            .deferred
+            .try_spawn(GFP_KERNEL, f)
+            .map_err(|_| ENOMEM)
+    }
+
+    /// Waits until the work deferred so far has run.
+    pub(crate) fn flush_deferred(&self) {
+        self.vqs.handler().deferred.flush();
     }
 
     /// Sends `cmd` and waits for its response.
