@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! virtio-intel context commands (ccmds) and their responses (`virtio-intel-protocol.md`
-//! §2-§3, current `i915_proto.h` layout).
+//! virtio-intel context commands (ccmds) and their responses (virglrenderer's
+//! `i915_proto.h`, current layout).
 //!
 //! Each ccmd is a `#[repr(C)]` wire struct (header plus body) and each response a
 //! `#[repr(C)]` struct read from the shared response page; zerocopy derives prove that
@@ -237,8 +237,8 @@ impl Ccmd for Queryparam {
     }
 }
 
-// Wire sizes (`virtio-intel-protocol.md` §3.2-§3.3); `IntoBytes` proves there is no padding.
-/// The i915 ioctls the host forwards through `IOCTL_SIMPLE` (§3.1), by their full ioctl
+// Wire sizes (as `i915_proto.h` has them); `IntoBytes` proves there is no padding.
+/// The i915 ioctls the host forwards through `IOCTL_SIMPLE`, by their full ioctl
 /// numbers (direction, size, type `d`, number), which the host matches exactly.
 pub(crate) mod simple {
     /// `DRM_IOCTL_I915_GEM_SET_TILING`: 16 bytes in and out, `handle` a res_id.
@@ -254,7 +254,7 @@ pub(crate) mod simple {
 /// `_IOC_READ` in an ioctl number: the host copies the struct back.
 const IOC_OUT: u32 = 2 << 30;
 
-/// `I915_CCMD_IOCTL_SIMPLE` (§3.1): one i915 ioctl of the host's allow-list, `cmd`, with its
+/// `I915_CCMD_IOCTL_SIMPLE`: one i915 ioctl of the host's allow-list, `cmd`, with its
 /// argument `arg` (the ioctl's struct, objects named by their res_id). The answer is the
 /// host ioctl's errno or, on success, the argument after the call (unchanged for ioctls that
 /// do not write it back).
@@ -318,7 +318,7 @@ impl<T: FromBytes + IntoBytes + Immutable + Copy> Ccmd for IoctlSimple<T> {
     }
 }
 
-/// `I915_CCMD_GEM_CREATE` (§3.4): a host GEM object of `size` bytes in system memory,
+/// `I915_CCMD_GEM_CREATE`: a host GEM object of `size` bytes in system memory,
 /// pending under `blob_id` until `RESOURCE_CREATE_BLOB` takes it. No response: the host
 /// publishes the seqno only if the ioctl succeeded.
 pub(crate) struct GemCreate {
@@ -365,7 +365,7 @@ impl Ccmd for GemCreate {
     }
 }
 
-/// `I915_CCMD_GEM_CREATE_EXT` (§3.5): as [`GemCreate`], with `drm_i915_gem_create_ext`
+/// `I915_CCMD_GEM_CREATE_EXT`: as [`GemCreate`], with `drm_i915_gem_create_ext`
 /// flags and the extension chain serialised in `ext` (each extension struct followed by
 /// its arrays, packed; pointers are rewritten by the host).
 pub(crate) struct GemCreateExt {
@@ -408,7 +408,7 @@ impl Ccmd for GemCreateExt {
     }
 }
 
-/// `I915_CCMD_GEM_SET_MMAP_MODE` (§3.8): the caching the host maps resource `res_id` with,
+/// `I915_CCMD_GEM_SET_MMAP_MODE`: the caching the host maps resource `res_id` with,
 /// as `drm_i915_gem_mmap_offset.flags`; only effective before the first `MAP_BLOB`.
 pub(crate) struct GemSetMmapMode {
     pub(crate) res_id: u32,

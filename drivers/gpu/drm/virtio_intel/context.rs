@@ -423,7 +423,7 @@ impl HostContext {
         let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
         // A ccmd without a response gets a scratch slot of capacity 0: the host may copy a
         // stale response of an earlier failed ccmd to whatever offset a later one names
-        // (errata, finding 3); it then copies nothing and writes a length of 0 there, which
+        // (virglrenderer keeps it after the failure); it then copies nothing and writes a length of 0 there, which
         // must not be in another caller's slot.
         let size = c.response_size();
         if size > AREA_LEN {

@@ -54,7 +54,13 @@ impl drm::file::DriverFile for File {
             return;
         };
         match dev.registration_guard() {
-            Some(guard) => guard.registration_data_with(|bound| ctx.teardown(Some(bound))),
+            Some(guard) => guard.registration_data_with(|bound| {
+                // The file's objects were freed before this (the DRM core closes handles
+                // first); their host objects are released on the device's workqueue, with
+                // this context's id: let that happen before the id can be reused.
+                bound.queue.flush_deferred();
+                ctx.teardown(Some(bound))
+            }),
             None => ctx.teardown(None),
         }
     }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! GEM objects backed by host blobs (`virtio-intel-protocol.md` §4).
+//! GEM objects backed by host blobs.
 //!
 //! A GEM object is a host i915 object of its creator's host context, exported as a virtio
 //! blob resource (`res_id`, global in the VM). It has no guest pages: userspace maps it
@@ -591,6 +591,9 @@ fn release_slot(dev: &IoctlDevice, slot: &Arc<MapSlot>, shared: &Shared) {
 #[pinned_drop]
 impl PinnedDrop for Bo {
     fn drop(self: Pin<&mut Self>) {
+        // The fake offset goes with the object (another may get it) and no mapping is left:
+        // an eviction of the slot before its release must not zap that range.
+        self.slot.fake_offset.store(u64::MAX, Ordering::Release);
         // The host objects are released on the device's workqueue, as i915 frees objects
         // from a worker: the last `GEM_CLOSE` or `munmap` does not wait for the host. Without
         // memory for that, or once the device is gone, right here.

@@ -12,6 +12,16 @@
 //!
 //! SW_FINISH looks the handle up (`ENOENT`) and succeeds: i915 only flushes objects that
 //! are scanned out, and this driver has no display.
+//!
+//! Both are answered for a Tiger Lake host only (`EOPNOTSUPP` elsewhere: this driver does not
+//! profile other platforms yet, where i915's answers differ: `ENODEV` on discrete parts,
+//! `EOPNOTSUPP` from graphics IP 12.70, `CACHED` by snooping on some parts without an LLC).
+//! GET_CACHING reports the caching the host's i915 gave the object: LLC-cached
+//! (`I915_CACHING_CACHED`) on a host GPU with an LLC, as i915 makes system-memory objects
+//! there, uncached otherwise. SET_CACHING checks as i915 does (an unknown level is `EINVAL`,
+//! `CACHED` without an LLC `ENODEV`, then the handle), and accepts the level the object
+//! has; the protocol cannot change a host object's caching, so any other level is
+//! `EOPNOTSUPP`.
 
 use kernel::{
     drm::{
@@ -38,6 +48,7 @@ use crate::{
         File, //
     },
     gem::Object,
+    shared::Shared,
 };
 
 /// `struct drm_i915_gem_set_domain` as the host gets it: the object named by its res_id.
@@ -57,6 +68,78 @@ const GPU_DOMAINS: u32 = uapi::I915_GEM_DOMAIN_RENDER
     | uapi::I915_GEM_DOMAIN_VERTEX;
 
 impl File {
+    /// The `I915_CACHING_*` level of the host's objects.
+    fn host_caching(&self, bound: &Bound<'_>) -> Result<u32> {
+        let llc = self.param_value(bound, uapi::I915_PARAM_HAS_LLC as i32)?;
+        Ok(if llc != 0 {
+            uapi::I915_CACHING_CACHED
+        } else {
+            uapi::I915_CACHING_NONE
+        })
+    }
+
+    /// `DRM_IOCTL_I915_GEM_GET_CACHING`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for an unknown handle, and the transport's errors.
+    pub(crate) fn gem_get_caching(
+        dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_caching,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let shared: &Shared = dev;
+        if !shared.identity.is_tigerlake() {
+            return Err(EOPNOTSUPP);
+        }
+        Object::lookup_handle(file, args.handle)?;
+        args.caching = file.inner().host_caching(bound)?;
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_SET_CACHING`.
+    ///
+    /// # Errors
+    ///
+    /// See the module documentation, and the transport's errors.
+    pub(crate) fn gem_set_caching(
+        dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_caching,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let shared: &Shared = dev;
+        if !shared.identity.is_tigerlake() {
+            return Err(EOPNOTSUPP);
+        }
+        let this = file.inner();
+        let has = |param: u32| this.param_value(bound, param as i32).map(|v| v != 0);
+        let level = match args.caching {
+            uapi::I915_CACHING_NONE => uapi::I915_CACHING_NONE,
+            uapi::I915_CACHING_CACHED => {
+                if !has(uapi::I915_PARAM_HAS_LLC)? {
+                    return Err(ENODEV);
+                }
+                uapi::I915_CACHING_CACHED
+            }
+            // Write-through where the GPU has it; uncached otherwise.
+            uapi::I915_CACHING_DISPLAY => {
+                if has(uapi::I915_PARAM_HAS_WT)? {
+                    uapi::I915_CACHING_DISPLAY
+                } else {
+                    uapi::I915_CACHING_NONE
+                }
+            }
+            _ => return Err(EINVAL),
+        };
+        Object::lookup_handle(file, args.handle)?;
+        if level != this.host_caching(bound)? {
+            return Err(EOPNOTSUPP);
+        }
+        Ok(0)
+    }
+
     /// `DRM_IOCTL_I915_GEM_SET_DOMAIN`.
     ///
     /// # Errors

@@ -1491,6 +1491,7 @@ TEST_F(node, gem_legacy_mmap_tiling_aperture)
 	struct drm_i915_gem_set_tiling st = { .tiling_mode = I915_TILING_X, .stride = 512 };
 	struct drm_i915_gem_get_tiling gt = { 0 };
 	struct drm_i915_gem_get_aperture ap = { 0 };
+	struct drm_i915_gem_caching cache = { 0 };
 	uint64_t size = 8192, off = 0;
 	volatile uint32_t *p, *q;
 	uint32_t h = 0;
@@ -1535,6 +1536,22 @@ TEST_F(node, gem_legacy_mmap_tiling_aperture)
 	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_GET_APERTURE, &ap));
 	EXPECT_GT(ap.aper_size, 0);
 	EXPECT_LE(ap.aper_available_size, ap.aper_size);
+
+	/* Caching: the host's objects are LLC-cached on Tiger Lake, and stay so. */
+	cache.handle = h;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_GET_CACHING, &cache));
+	EXPECT_EQ(I915_CACHING_CACHED, cache.caching);
+	EXPECT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_CACHING, &cache));
+	cache.caching = I915_CACHING_NONE;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_CACHING, &cache));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	cache.caching = 7;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_CACHING, &cache));
+	EXPECT_EQ(EINVAL, errno);
+	cache.caching = I915_CACHING_CACHED;
+	cache.handle = h + 100;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_SET_CACHING, &cache));
+	EXPECT_EQ(ENOENT, errno);
 	gem_close(self->fd, h);
 }
 
