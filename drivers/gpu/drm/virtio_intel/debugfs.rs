@@ -66,11 +66,16 @@ pub(crate) const FILES: &[DebugfsFile<VirtioIntelDriver>] = &[
     },
 ];
 
-fn reset_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
-    let v = bound.stats.reset.load(Ordering::Relaxed);
-    let text = kernel::str::CString::try_from_fmt(fmt!("{}\n", v))?;
+/// Appends formatted text to a file's content.
+fn put(out: &mut KVec<u8>, args: core::fmt::Arguments<'_>) -> Result {
+    let text = kernel::str::CString::try_from_fmt(args)?;
     out.extend_from_slice(text.to_bytes(), GFP_KERNEL)?;
     Ok(())
+}
+
+fn reset_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
+    let v = bound.stats.reset.load(Ordering::Relaxed);
+    put(out, fmt!("{}\n", v))
 }
 
 fn reset_store(bound: &Bound<'_>, input: &[u8]) -> Result {
@@ -84,15 +89,11 @@ fn objects_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
         bound.stats.objects.load(Ordering::Relaxed),
         bound.stats.object_bytes.load(Ordering::Relaxed),
     );
-    let text = kernel::str::CString::try_from_fmt(fmt!("{} objects, {} bytes\n", n, bytes))?;
-    out.extend_from_slice(text.to_bytes(), GFP_KERNEL)?;
-    Ok(())
+    put(out, fmt!("{} objects, {} bytes\n", n, bytes))
 }
 
 fn drop_caches_show(_bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
-    let text = kernel::str::CString::try_from_fmt(fmt!("{:#010x}\n", DROP_ALL))?;
-    out.extend_from_slice(text.to_bytes(), GFP_KERNEL)?;
-    Ok(())
+    put(out, fmt!("{:#010x}\n", DROP_ALL))
 }
 
 fn drop_caches_store(bound: &Bound<'_>, input: &[u8]) -> Result {

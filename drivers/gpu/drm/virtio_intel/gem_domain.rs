@@ -90,9 +90,7 @@ impl File {
         file: &drm::File<File>,
     ) -> Result<u32> {
         let shared: &Shared = dev;
-        if !shared.identity.is_tigerlake() {
-            return Err(EOPNOTSUPP);
-        }
+        shared.identity.tigerlake_only()?;
         Object::lookup_handle(file, args.handle)?;
         args.caching = file.inner().host_caching(bound)?;
         Ok(0)
@@ -110,9 +108,7 @@ impl File {
         file: &drm::File<File>,
     ) -> Result<u32> {
         let shared: &Shared = dev;
-        if !shared.identity.is_tigerlake() {
-            return Err(EOPNOTSUPP);
-        }
+        shared.identity.tigerlake_only()?;
         let this = file.inner();
         let has = |param: u32| this.param_value(bound, param as i32).map(|v| v != 0);
         let level = match args.caching {

@@ -106,9 +106,7 @@ fn copy(
     dir: Dir,
 ) -> Result {
     let shared: &Shared = dev;
-    if !shared.identity.is_tigerlake() {
-        return Err(EOPNOTSUPP);
-    }
+    shared.identity.tigerlake_only()?;
     if size == 0 {
         return Ok(());
     }

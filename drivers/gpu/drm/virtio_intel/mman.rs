@@ -59,9 +59,7 @@ impl File {
         file: &drm::File<File>,
     ) -> Result<u32> {
         let shared: &Shared = dev;
-        if !shared.identity.is_tigerlake() {
-            return Err(EOPNOTSUPP);
-        }
+        shared.identity.tigerlake_only()?;
         if args.flags & !u64::from(uapi::I915_MMAP_WC) != 0 {
             return Err(EINVAL);
         }

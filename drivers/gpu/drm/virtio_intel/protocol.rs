@@ -205,11 +205,16 @@ const TGL_IDS: [u16; 11] = [
 ];
 
 impl I915Identity {
-    /// Whether the host GPU is a Tiger Lake: the last platform i915 serves `GEM_PREAD` and
-    /// `GEM_PWRITE` on among graphics version 12 and later (earlier platforms are not
-    /// profiled by this driver yet).
-    pub(crate) fn is_tigerlake(&self) -> bool {
-        TGL_IDS.contains(&self.device_id)
+    /// `EOPNOTSUPP` unless the host GPU is a Tiger Lake, the last platform of graphics
+    /// version 12 and later that i915 serves `GEM_PREAD`, `GEM_PWRITE` and the legacy
+    /// `GEM_MMAP` on: for those and the other ioctls whose answers on other platforms this
+    /// driver does not profile yet.
+    pub(crate) fn tigerlake_only(&self) -> Result {
+        if TGL_IDS.contains(&self.device_id) {
+            Ok(())
+        } else {
+            Err(EOPNOTSUPP)
+        }
     }
 
     /// Validates a DRM capset (everything in it comes from the untrusted host).

@@ -57,7 +57,8 @@ use crate::{
         Bound,
         I915Device, //
     },
-    file::File, //
+    file::File,
+    uext, //
 };
 
 /// `struct drm_i915_query_item`.
@@ -130,15 +131,6 @@ impl Deref for Item<'_> {
     }
 }
 
-/// Reads a `T` from user address `addr`.
-fn read_user<T: FromBytes + IntoBytes>(addr: u64) -> Result<T> {
-    let mut v = T::new_zeroed();
-    UserSlice::new(UserPtr::from_addr(addr as usize), size_of::<T>())
-        .reader()
-        .read_slice(v.as_mut_bytes())?;
-    Ok(v)
-}
-
 impl File {
     /// `DRM_IOCTL_I915_QUERY`.
     ///
@@ -162,7 +154,7 @@ impl File {
         let mut at = q.items_ptr;
         let mut wrote = false;
         for _ in 0..q.num_items {
-            let item: QueryItem = read_user(at)?;
+            let item: QueryItem = uext::read_user(at, 0)?;
             if item.query_id == 0 {
                 return Err(EINVAL);
             }
@@ -250,7 +242,7 @@ impl File {
             ENGINE_INFO | MEMORY_REGIONS | GUC_SUBMISSION_VERSION
         );
         if item.query_id != HWCONFIG_BLOB {
-            match read_user::<CountedHeader>(item.data_ptr) {
+            match uext::read_user::<CountedHeader>(item.data_ptr, 0) {
                 Err(e) => return Ok(e.to_errno()),
                 Ok(h) if must_be_zero && (h.count != 0 || h.rsvd != [0; 3]) => {
                     return Ok(EINVAL.to_errno())

@@ -222,8 +222,6 @@ pub(crate) struct Shared {
     /// order.
     #[pin]
     mapped: Mutex<KVec<Arc<MapSlot>>>,
-    /// Evictions in progress.
-    evicting: AtomicU32,
     /// The generation of the next host context (never reused, unlike context ids).
     next_ctx_gen: AtomicU64,
     /// Virtio context and resource ids in use (0 is never used: it means "none").
@@ -262,7 +260,6 @@ impl Shared {
                 window_len,
                 blob_alignment,
                 mapped <- new_mutex!(KVec::new()),
-                evicting: AtomicU32::new(0),
                 next_ctx_gen: AtomicU64::new(1),
                 ids <- new_mutex!(Ids {
                     ctx: IdPool::new(),
@@ -350,10 +347,11 @@ impl Shared {
     /// first) while the window is full, and puts `slot` at the end of the eviction order.
     ///
     /// Objects whose state is locked (being mapped, copied through or freed) are passed
-    /// over; when only such objects are left, or others are evicting, it waits for them
-    /// (1 ms at a time, at most [`EVICT_WAITS`] times). The allocation, the list and the
-    /// count of evictions in progress are looked at under the list's lock, so an empty list
-    /// with no eviction in progress means that nothing can be evicted.
+    /// over; when only such objects are left, it waits for them (1 ms at a time, at most
+    /// [`EVICT_WAITS`] times). Every object holding a range is in the list from the moment
+    /// it gets the range (the allocation and the push happen under the list's lock) until
+    /// after it freed it, evictions included: an empty list means that nothing can be
+    /// evicted.
     ///
     /// # Errors
     ///
@@ -385,10 +383,7 @@ impl Shared {
                     Err(e) => return Err(e),
                 }
                 if l.is_empty() {
-                    if self.evicting.load(Ordering::Acquire) == 0 {
-                        return Err(ENOSPC);
-                    }
-                    None
+                    return Err(ENOSPC);
                 } else if busy_run >= l.len() {
                     busy_run = 0;
                     None
@@ -397,13 +392,12 @@ impl Shared {
                     // until it leaves the window.
                     let v = l[0].clone();
                     l.rotate_left(1);
-                    self.evicting.fetch_add(1, Ordering::AcqRel);
                     Some(v)
                 }
             };
             let Some(victim) = victim else {
-                // Everything left is busy or being evicted: those finish within a host round
-                // trip.
+                // Everything left is busy (being mapped, copied through, freed or evicted):
+                // those finish within a host round trip.
                 if waits == EVICT_WAITS {
                     return Err(ENOSPC);
                 }
@@ -418,7 +412,6 @@ impl Shared {
                     self.untrack_mapped(&victim);
                 }
             }
-            self.evicting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
