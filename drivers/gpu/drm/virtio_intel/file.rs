@@ -15,12 +15,14 @@ use kernel::{
 };
 
 use crate::{
+    ccmd::IoctlSimple,
     context::HostContext,
     driver::{
         Bound,
         I915Device,
         VirtioIntelDriver, //
     },
+    gem::Object,
     shared::{
         Client,
         Shared, //
@@ -118,6 +120,30 @@ impl File {
             }
         };
         f(&ctx)
+    }
+
+    /// Runs i915 ioctl `cmd` on the host (`IOCTL_SIMPLE`) with `arg`, which names `obj` by
+    /// its res_id: the object is first imported into this file's context. Returns `arg` as
+    /// the host's i915 wrote it back.
+    ///
+    /// # Errors
+    ///
+    /// The host i915's errno, and the transport's errors.
+    pub(crate) fn object_ioctl<T>(
+        &self,
+        bound: &Bound<'_>,
+        obj: &Object,
+        cmd: u32,
+        arg: T,
+    ) -> Result<T>
+    where
+        T: FromBytes + IntoBytes + zerocopy::Immutable + Copy,
+    {
+        self.with_ctx(bound, |ctx| {
+            obj.attach_to(bound, ctx)?;
+            ctx.call(bound, &IoctlSimple { cmd, arg })
+        })?
+        .map_err(host_errno)
     }
 }
 

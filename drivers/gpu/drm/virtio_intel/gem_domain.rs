@@ -35,18 +35,12 @@ use kernel::{
 use zerocopy_derive::Immutable;
 
 use crate::{
-    ccmd::{
-        simple,
-        IoctlSimple, //
-    },
+    ccmd::simple,
     driver::{
         Bound,
         I915Device, //
     },
-    file::{
-        host_errno,
-        File, //
-    },
+    file::File,
     gem::Object,
     shared::Shared,
 };
@@ -167,17 +161,8 @@ impl File {
             read_domains: read.to_le(),
             write_domain: write.to_le(),
         };
-        let answer = file.inner().with_ctx(bound, |ctx| {
-            obj.attach_to(bound, ctx)?;
-            ctx.call(
-                bound,
-                &IoctlSimple {
-                    cmd: simple::SET_DOMAIN,
-                    arg,
-                },
-            )
-        })?;
-        answer.map_err(host_errno)?;
+        file.inner()
+            .object_ioctl(bound, &obj, simple::SET_DOMAIN, arg)?;
         Ok(0)
     }
 

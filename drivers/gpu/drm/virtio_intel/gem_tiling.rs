@@ -77,12 +77,7 @@ impl File {
             words[1].to_le(),
             words[2].to_le(),
         ]);
-        let out = self
-            .with_ctx(bound, |ctx| {
-                obj.attach_to(bound, ctx)?;
-                ctx.call(bound, &IoctlSimple { cmd, arg })
-            })?
-            .map_err(host_errno)?;
+        let out = self.object_ioctl(bound, &obj, cmd, arg)?;
         Ok([
             u32::from_le(out.0[1]),
             u32::from_le(out.0[2]),
