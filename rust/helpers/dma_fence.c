@@ -21,3 +21,11 @@ __rust_helper void rust_helper_dma_fence_set_error(struct dma_fence *fence, int 
 {
 	dma_fence_set_error(fence, error);
 }
+
+#include <linux/dma-resv.h>
+
+__rust_helper int rust_helper_dma_resv_lock_interruptible(struct dma_resv *obj,
+							  struct ww_acquire_ctx *ctx)
+{
+	return dma_resv_lock_interruptible(obj, ctx);
+}

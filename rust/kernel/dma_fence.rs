@@ -235,6 +235,22 @@ impl Fence {
         self.ptr.as_ptr()
     }
 
+    /// Takes over a reference to the fence at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to an initialised `struct dma_fence` on which the caller holds a
+    /// reference, which it gives to the returned value.
+    pub unsafe fn from_raw(ptr: NonNull<bindings::dma_fence>) -> Self {
+        // INVARIANT: The caller gives us its reference.
+        Self { ptr }
+    }
+
+    /// The raw fence pointer, for C functions that take a fence (valid while `self` lives).
+    pub fn as_ptr(&self) -> *mut bindings::dma_fence {
+        self.as_raw()
+    }
+
     /// The fence context (timeline) id.
     pub fn context(&self) -> u64 {
         // SAFETY: `context` is set at init and never changes.

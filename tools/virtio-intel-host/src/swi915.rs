@@ -875,6 +875,10 @@ impl File {
             objs.push(o);
         }
         let batch_idx = if a.flags & EXEC_BATCH_FIRST != 0 { 0 } else { objs.len() - 1 };
+        // i915 refuses a self-modifying batch.
+        if a.objects[batch_idx].0.flags & EXEC_OBJECT_WRITE != 0 {
+            return Err(libc::EINVAL);
+        }
         let batch_obj = objs[batch_idx].clone();
         let start = u64::from(a.batch_start_offset);
         let len = if a.batch_len == 0 {
@@ -1068,6 +1072,7 @@ mod tests {
         assert_eq!(exec(&mut f, 0, 0, vec![(pinned(b, 0x10_0800, false), vec![])]).err(), Some(libc::EINVAL));
         let dup = vec![(pinned(b, 0x10_0000, false), vec![]), (pinned(b, 0x20_0000, false), vec![])];
         assert_eq!(exec(&mut f, 0, 0, dup).err(), Some(libc::EINVAL));
+        assert_eq!(exec(&mut f, 0, 0, vec![(pinned(b, 0x10_0000, true), vec![])]).err(), Some(libc::EINVAL));
         assert_eq!(exec(&mut f, 0, 0, ok()).map(|x| x.wait()), Ok(0));
     }
 

@@ -34,6 +34,8 @@ pub(crate) enum CcmdId {
     Queryparam = 3,
     GemCreate = 4,
     GemCreateExt = 5,
+    GemContextCreate = 6,
+    GemExecbuffer2 = 7,
     GemSetMmapMode = 8,
 }
 
@@ -249,6 +251,20 @@ pub(crate) mod simple {
     pub(crate) const GET_APERTURE: u32 = 0x8010_6463;
     /// `DRM_IOCTL_I915_GEM_SET_DOMAIN`: 12 bytes in, `handle` a res_id.
     pub(crate) const SET_DOMAIN: u32 = 0x400c_645f;
+    /// `DRM_IOCTL_I915_REG_READ`: 16 bytes in and out.
+    pub(crate) const REG_READ: u32 = 0xc010_6471;
+    /// `DRM_IOCTL_I915_GET_RESET_STATS`: 24 bytes in and out.
+    pub(crate) const GET_RESET_STATS: u32 = 0xc018_6472;
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_DESTROY`: 8 bytes in.
+    pub(crate) const CONTEXT_DESTROY: u32 = 0x4008_646e;
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM`: 24 bytes in and out.
+    pub(crate) const CONTEXT_GETPARAM: u32 = 0xc018_6474;
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_SETPARAM`: 24 bytes in and out.
+    pub(crate) const CONTEXT_SETPARAM: u32 = 0xc018_6475;
+    /// `DRM_IOCTL_I915_GEM_VM_CREATE`: 16 bytes in and out.
+    pub(crate) const VM_CREATE: u32 = 0xc010_647a;
+    /// `DRM_IOCTL_I915_GEM_VM_DESTROY`: 16 bytes in.
+    pub(crate) const VM_DESTROY: u32 = 0x4010_647b;
 }
 
 /// `_IOC_READ` in an ioctl number: the host copies the struct back.
@@ -442,6 +458,10 @@ kernel::static_assert!(size_of::<IoctlSimpleRsp>() == 8);
 kernel::static_assert!(size_of::<GemCreateReq>() == 32);
 kernel::static_assert!(size_of::<GemCreateExtReq>() == 40);
 kernel::static_assert!(size_of::<GemSetMmapModeReq>() == 24);
+kernel::static_assert!(size_of::<GemContextCreateReq>() == 24);
+kernel::static_assert!(size_of::<GemContextCreateRsp>() == 16);
+kernel::static_assert!(size_of::<GemExecbuffer2Req>() == 48);
+kernel::static_assert!(size_of::<GemExecbuffer2Rsp>() == 8);
 kernel::static_assert!(size_of::<CcmdHdr>() == 16);
 kernel::static_assert!(size_of::<RspHdr>() == 12);
 kernel::static_assert!(size_of::<GetparamReq>() == 24);
@@ -559,5 +579,133 @@ mod tests {
         let a = q0.decode(&rsp[..16])?.map_err(|_| EIO)?;
         assert_eq!((a.length, a.data.len()), (30, 0));
         Ok(())
+    }
+}
+
+/// `I915_CCMD_GEM_CONTEXT_CREATE`: `DRM_IOCTL_I915_GEM_CONTEXT_CREATE_EXT` with `flags`
+/// and the `SETPARAM` chain serialised in `params` (each 56-byte
+/// `drm_i915_gem_context_create_ext_setparam` followed by `param.size` bytes of the data
+/// its `value` points to; the host rewrites the pointers). The answer is the new context's
+/// id or the host ioctl's errno.
+pub(crate) struct GemContextCreate {
+    pub(crate) flags: u32,
+    pub(crate) params: KVec<u8>,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GemContextCreateReq {
+    hdr: CcmdHdr,
+    flags: u32,
+    params_size: u32,
+}
+
+/// `struct i915_ccmd_gem_context_create_rsp`.
+#[repr(C)]
+#[derive(FromBytes, Immutable, KnownLayout)]
+struct GemContextCreateRsp {
+    hdr: RspHdr,
+    ctx_id: u32,
+}
+
+impl Ccmd for GemContextCreate {
+    const ID: CcmdId = CcmdId::GemContextCreate;
+    type Request = GemContextCreateReq;
+    type Response = HostResult<u32>;
+
+    fn request(&self, hdr: CcmdHdr) -> GemContextCreateReq {
+        GemContextCreateReq {
+            hdr,
+            flags: self.flags.to_le(),
+            // The callers build `params` from at most 64 elements of at most 184 bytes.
+            params_size: (self.params.len() as u32).to_le(),
+        }
+    }
+
+    fn response_size(&self) -> usize {
+        size_of::<GemContextCreateRsp>()
+    }
+
+    fn decode(&self, rsp: &[u8]) -> Result<HostResult<u32>> {
+        match RspHdr::ret(rsp)? {
+            0 => {
+                let (r, _) = GemContextCreateRsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+                Ok(Ok(u32::from_le(r.ctx_id)))
+            }
+            e => Ok(Err(e)),
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.params
+    }
+}
+
+/// `I915_CCMD_GEM_EXECBUFFER2`: `DRM_IOCTL_I915_GEM_EXECBUFFER2_WR` on the host with the
+/// exec objects (their `handle` a res_id) and relocation entries serialised in `payload`,
+/// in that order. The answer is the host ioctl's errno (0 on success).
+pub(crate) struct GemExecbuffer2 {
+    pub(crate) flags: u64,
+    pub(crate) ctx_id: u64,
+    pub(crate) buffer_count: u32,
+    pub(crate) batch_start_offset: u32,
+    pub(crate) batch_len: u32,
+    pub(crate) relocs_count: u32,
+    pub(crate) payload: KVec<u8>,
+}
+
+#[repr(C)]
+#[derive(IntoBytes, Immutable)]
+pub(crate) struct GemExecbuffer2Req {
+    hdr: CcmdHdr,
+    flags: u64,
+    context_id: u64,
+    buffer_count: u32,
+    batch_start_offset: u32,
+    batch_len: u32,
+    relocs_count: u32,
+}
+
+/// `struct i915_ccmd_gem_execbuffer2_rsp`: `len`, then the errno.
+#[repr(C)]
+#[derive(FromBytes, Immutable, KnownLayout)]
+struct GemExecbuffer2Rsp {
+    len: u32,
+    ret: u32,
+}
+
+impl Ccmd for GemExecbuffer2 {
+    const ID: CcmdId = CcmdId::GemExecbuffer2;
+    const RET_AT: usize = 4;
+    type Request = GemExecbuffer2Req;
+    type Response = HostResult<()>;
+
+    fn request(&self, hdr: CcmdHdr) -> GemExecbuffer2Req {
+        GemExecbuffer2Req {
+            hdr,
+            flags: self.flags.to_le(),
+            context_id: self.ctx_id.to_le(),
+            buffer_count: self.buffer_count.to_le(),
+            batch_start_offset: self.batch_start_offset.to_le(),
+            batch_len: self.batch_len.to_le(),
+            relocs_count: self.relocs_count.to_le(),
+        }
+    }
+
+    fn response_size(&self) -> usize {
+        size_of::<GemExecbuffer2Rsp>()
+    }
+
+    fn decode(&self, rsp: &[u8]) -> Result<HostResult<()>> {
+        let (r, _) = GemExecbuffer2Rsp::read_from_prefix(rsp).map_err(|_| EIO)?;
+        match u32::from_le(r.ret) {
+            RET_SENTINEL => Err(EIO),
+            0 => Ok(Ok(())),
+            e => Ok(Err(e)),
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
     }
 }

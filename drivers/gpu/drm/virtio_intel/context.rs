@@ -52,6 +52,7 @@ use crate::{
     ccmd::{
         self,
         Ccmd,
+        GemExecbuffer2,
         RET_SENTINEL,
         RSP_MEM_OFFSET,
         SHMEM_RSP_MEM_OFFSET,
@@ -95,6 +96,8 @@ const AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
 const SLOT_ALIGN: u64 = 8;
 /// The slot of a ccmd the host does not answer: room for the pre-filled response header.
 const SCRATCH_SLOT: usize = 16;
+/// How long closing a file waits for its batches before the host context goes.
+const BATCH_DRAIN_MS: u32 = 10_000;
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
@@ -243,6 +246,27 @@ struct Calls {
     /// Signalled when a slot is freed.
     #[pin]
     freed: CondVar,
+    /// The execbuffer rings. Held from an execbuffer's ccmd to its fenced submit: the host
+    /// fences a ring's latest execbuffer, so nothing may come between the two.
+    #[pin]
+    exec: Mutex<ExecRings>,
+}
+
+/// Highest host ring (`1 +` the highest engine index).
+pub(crate) const MAX_RING: u8 = 64;
+
+/// The fences of execbuffers on host ring `ring` to engines of class `class`.
+struct RingTimeline {
+    ring: u8,
+    class: u16,
+    timeline: Arc<Timeline>,
+}
+
+/// The execbuffer side of a context.
+struct ExecRings {
+    /// The last fence id used on each host ring (by ring index; ring 0 is the ccmds').
+    fence: [u64; MAX_RING as usize + 1],
+    timelines: KVec<RingTimeline>,
 }
 
 impl HostContext {
@@ -281,6 +305,10 @@ impl HostContext {
                     cancelled: KVec::new(),
                 }),
                 freed <- new_condvar!(),
+                exec <- new_mutex!(ExecRings {
+                    fence: [0; MAX_RING as usize + 1],
+                    timelines: KVec::new(),
+                }),
             }),
             GFP_KERNEL,
         )
@@ -394,6 +422,143 @@ impl HostContext {
         AREA_LEN - 16
     }
 
+    /// Runs execbuffer `c` on the host, on host ring `ring` (`1 +` the engine index), an
+    /// engine of class `class`, and returns the fence of its batch.
+    ///
+    /// The ccmd goes first, unfenced, and its answer is waited for (without interruption:
+    /// the batch must not run twice); only an execbuffer the host accepted is followed by a
+    /// fenced SUBMIT_3D on the ring, which the host retires when that batch completed. A
+    /// fence on a ring whose last execbuffer failed would retire at once, and with it every
+    /// earlier fence of the ring still running. The rings' lock is held from the ccmd to the
+    /// fence, so no other execbuffer of this context comes between them.
+    ///
+    /// # Errors
+    ///
+    /// The host i915's errno, `EINVAL` for a ring above [`MAX_RING`], `ENOMEM`, and the
+    /// transport's errors: `ERESTARTSYS` only while nothing was queued.
+    pub(crate) fn execbuffer(
+        &self,
+        bound: &Bound<'_>,
+        c: &GemExecbuffer2,
+        ring: u8,
+        class: u16,
+    ) -> Result<Fence> {
+        if ring == 0 || ring > MAX_RING {
+            return Err(EINVAL);
+        }
+        let mut ex = self.calls.exec.lock();
+        let timeline = self.exec_timeline(&mut ex, ring, class)?;
+        let id = ex.fence[ring as usize] + 1;
+        // The fence exists before the batch does, so that nothing can fail once it runs. It
+        // is handed out only if the batch runs; a fence id the host never sees is harmless
+        // (it retires ids with `<=`).
+        let (fence, event) = timeline.emit(id)?;
+        ex.fence[ring as usize] = id;
+        let mut event = Some(event);
+        match self.call_how(bound, c, &mut || {}, Wait::Uninterruptible) {
+            Ok(Ok(())) => {}
+            Ok(Err(errno)) => {
+                drop(ex);
+                drop(event);
+                return Err(crate::file::host_errno(errno));
+            }
+            Err(e) => {
+                drop(ex);
+                drop(event);
+                return Err(e);
+            }
+        }
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let sent = bound.queue.send(
+            &Submit3d::fenced(self.ctx_id, 0, id, ring),
+            KVec::new(),
+            &mut event,
+            Wait::Uninterruptible,
+            &mut left,
+        );
+        drop(ex);
+        // Not queued: the event fails the fence (ECANCELED), outside the lock.
+        drop(event);
+        match sent {
+            Ok(_answer) => Ok(fence),
+            Err(e) => {
+                // The batch runs, but its completion cannot be known: say so rather than
+                // report a fence that signals early.
+                kernel::pr_warn_once!(
+                    "virtio_intel: ctx {}: fence of ring {} not queued ({:?})\n",
+                    self.ctx_id,
+                    ring,
+                    e
+                );
+                Err(EIO)
+            }
+        }
+    }
+
+    /// The timeline of ring `ring` for engine class `class`, created on first use.
+    fn exec_timeline(&self, ex: &mut ExecRings, ring: u8, class: u16) -> Result<Arc<Timeline>> {
+        if let Some(t) = ex
+            .timelines
+            .iter()
+            .find(|t| t.ring == ring && t.class == class)
+        {
+            return Ok(t.timeline.clone());
+        }
+        ex.timelines.reserve(1, GFP_KERNEL)?;
+        let timeline = Timeline::new(self.ctx_id, ring, self.shared.stats.fences.clone())?;
+        self.shared
+            .add_fence_class(timeline.fence_context(), class)?;
+        // Reserved above: this does not allocate.
+        ex.timelines.push(
+            RingTimeline {
+                ring,
+                class,
+                timeline: timeline.clone(),
+            },
+            GFP_NOWAIT,
+        )?;
+        Ok(timeline)
+    }
+
+    /// For each timeline of this context's execbuffers, the latest batch fence not signalled
+    /// yet that is at least `age` old (`GEM_THROTTLE` waits for them).
+    pub(crate) fn batches_older_than(&self, age: kernel::time::Delta) -> Result<KVec<Fence>> {
+        let ex = self.calls.exec.lock();
+        let mut v = KVec::new();
+        for t in ex.timelines.iter() {
+            if let Some(f) = t.timeline.last_pending_older(age) {
+                v.push(f, GFP_KERNEL)?;
+            }
+        }
+        Ok(v)
+    }
+
+    /// Waits (without interruption, for at most `ms` milliseconds in all) for the batches of
+    /// this context's execbuffers: the host drops the fences of a destroyed context
+    /// unreported. Returns whether all completed.
+    fn wait_batches(&self, ms: u32) -> bool {
+        let fences: KVec<Fence> = {
+            let ex = self.calls.exec.lock();
+            let mut v = KVec::new();
+            for t in ex.timelines.iter() {
+                if let Some(f) = t.timeline.last_pending() {
+                    if v.push(f, GFP_KERNEL).is_err() {
+                        break;
+                    }
+                }
+            }
+            v
+        };
+        let mut left = msecs_to_jiffies(ms);
+        for f in fences.iter() {
+            match f.wait_timeout(false, left.max(1)) {
+                Ok(l) => left = l,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
     /// Sends `c` and returns the host's decoded answer. Callable from many threads at once.
     ///
     /// # Errors
@@ -407,7 +572,7 @@ impl HostContext {
     /// rejection; such ccmds are confirmed by their effect as well (a `GEM_CREATE` by the
     /// `RESOURCE_CREATE_BLOB` that takes its object).
     pub(crate) fn call<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
-        self.call_then(bound, c, &mut || {})
+        self.call_how(bound, c, &mut || {}, Wait::Interruptible)
     }
 
     /// As [`Self::call`], running `then` once the ccmd is queued and before waiting for its
@@ -420,6 +585,19 @@ impl HostContext {
         c: &C,
         then: &mut dyn FnMut(),
     ) -> Result<C::Response> {
+        self.call_how(bound, c, then, Wait::Interruptible)
+    }
+
+    /// As [`Self::call_then`]; once the ccmd is queued, its answer is waited for as `how`
+    /// says (a ccmd that must not run twice is waited for without interruption, so that the
+    /// ioctl is not restarted after the host ran it).
+    fn call_how<C: Ccmd>(
+        &self,
+        bound: &Bound<'_>,
+        c: &C,
+        then: &mut dyn FnMut(),
+        how: Wait,
+    ) -> Result<C::Response> {
         let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
         // A ccmd without a response gets a scratch slot of capacity 0: the host may copy a
         // stale response of an earlier failed ccmd to whatever offset a later one names
@@ -431,7 +609,7 @@ impl HostContext {
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
-        let r = self.call_in_slot(&bound.queue, &shm, c, (area_off, size), &mut left, then);
+        let r = self.call_in_slot(&bound.queue, &shm, c, (area_off, size), &mut left, then, how);
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -556,6 +734,7 @@ impl HostContext {
         rsp_off: u32,
         left: &mut Jiffies,
         then: &mut dyn FnMut(),
+        how: Wait,
     ) -> Result<core::result::Result<u32, FailedWait>> {
         // An event whose command was not queued is dropped (failing its fence) only after
         // the submit lock is released.
@@ -568,14 +747,14 @@ impl HostContext {
         // A fenced ccmd is done when its fence signals (from the fence workqueue);
         // the answer is there by then.
         let pending = match fence {
-            Some(f) => match f.wait_timeout(true, pending.left().max(1)) {
+            Some(f) => match f.wait_timeout(how == Wait::Interruptible, pending.left().max(1)) {
                 Ok(left) => pending.with_left(left),
                 Err(e) => return Ok(Err((e, seqno, done))),
             },
             None => pending,
         };
         Ok(pending
-            .wait(Wait::Interruptible)
+            .wait(how)
             .map(|_| seqno)
             .map_err(|e| (e, seqno, done)))
     }
@@ -590,6 +769,7 @@ impl HostContext {
         (area_off, size): (u64, usize),
         left: &mut Jiffies,
         then: &mut dyn FnMut(),
+        how: Wait,
     ) -> core::result::Result<KVec<u8>, Abandon> {
         // The ccmd names its slot relative to the response area; the page holds it after
         // the `struct i915_shmem` header.
@@ -603,7 +783,7 @@ impl HostContext {
         shm.write(slot, &head).map_err(Abandon::NotQueued)?;
 
         let seqno = self
-            .queue_and_wait(q, c, rsp_off, left, then)
+            .queue_and_wait(q, c, rsp_off, left, then, how)
             .map_err(Abandon::NotQueued)?
             .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, Some(done)))?;
 
@@ -674,6 +854,15 @@ impl HostContext {
         // outlives the context on the host.
         if let Some(b) = bound {
             b.pages.remove(ctx);
+            if !self.wait_batches(BATCH_DRAIN_MS) {
+                kernel::pr_warn_once!(
+                    "virtio_intel: host context {}: destroyed with batches still running\n",
+                    ctx
+                );
+            }
+        }
+        for t in self.calls.exec.lock().timelines.iter() {
+            self.shared.remove_fence_class(t.timeline.fence_context());
         }
         let teardown = |cmd: &dyn Fn(&ControlQueue<'_>) -> Result| match bound {
             Some(b) => {

@@ -38,6 +38,11 @@ use kernel::{
         Arc,
         SpinLockIrq, //
     },
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
     workqueue::{
         OwnedQueue,
         Work,
@@ -60,6 +65,8 @@ pub(crate) struct FenceStats {
 struct Entry {
     id: u64,
     fence: SignalFence,
+    /// When it was created (its command queued right after).
+    emitted: Instant<Monotonic>,
     /// Set when the host answered the command with an error, or never will answer it.
     error: Option<Error>,
 }
@@ -171,6 +178,7 @@ impl Timeline {
                 .push_within_capacity(Entry {
                     id,
                     fence,
+                    emitted: Instant::now(),
                     error: None,
                 })
                 .is_err()
@@ -233,6 +241,27 @@ impl Timeline {
             entry.fence.signal(entry.error.map_or(Ok(()), Err));
             self.stats.signalled.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The fence context of this timeline's fences.
+    pub(crate) fn fence_context(&self) -> u64 {
+        self.fences.id()
+    }
+
+    /// The latest fence not signalled yet: once it signals, all of the timeline's have.
+    pub(crate) fn last_pending(&self) -> Option<Fence> {
+        self.state.lock().pending.last().map(|e| e.fence.fence())
+    }
+
+    /// The latest fence not signalled yet that was created at least `age` ago.
+    pub(crate) fn last_pending_older(&self, age: Delta) -> Option<Fence> {
+        self.state
+            .lock()
+            .pending
+            .iter()
+            .rev()
+            .find(|e| e.emitted.elapsed() >= age)
+            .map(|e| e.fence.fence())
     }
 
     /// The number of fences not signalled yet.

@@ -23,6 +23,7 @@ use crate::{
         VirtioIntelDriver, //
     },
     gem::Object,
+    gem_context::GemCtx,
     shared::{
         Client,
         Shared, //
@@ -36,6 +37,9 @@ pub(crate) struct File {
     /// The host context, created on first use; calls run on it concurrently.
     #[pin]
     ctx: Mutex<Option<Arc<HostContext>>>,
+    /// What the guest knows of the file's GEM contexts (the host has them).
+    #[pin]
+    gem_ctxs: Mutex<KVec<GemCtx>>,
 }
 
 impl drm::file::DriverFile for File {
@@ -44,7 +48,11 @@ impl drm::file::DriverFile for File {
     fn open(dev: &drm::Device<VirtioIntelDriver>) -> Result<Pin<KBox<Self>>> {
         let shared: &Arc<Shared> = dev;
         KBox::pin_init(
-            try_pin_init!(File { shared: shared.clone(), ctx <- new_mutex!(None) }),
+            try_pin_init!(File {
+                shared: shared.clone(),
+                ctx <- new_mutex!(None),
+                gem_ctxs <- new_mutex!(KVec::new()),
+            }),
             GFP_KERNEL,
         )
     }
@@ -69,6 +77,16 @@ impl drm::file::DriverFile for File {
 }
 
 impl File {
+    /// What the guest knows of the file's GEM contexts.
+    pub(crate) fn gem_ctxs(&self) -> &Mutex<KVec<GemCtx>> {
+        &self.gem_ctxs
+    }
+
+    /// The file's host context, if it has one yet.
+    pub(crate) fn host_ctx(&self) -> Option<Arc<HostContext>> {
+        self.ctx.lock().clone()
+    }
+
     /// The device state this file was opened on.
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared

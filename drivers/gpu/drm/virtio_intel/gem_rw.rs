@@ -12,18 +12,26 @@
 //! object is `EINVAL`. A copy that faults on user memory is `EFAULT`. An object the host maps
 //! uncached cannot be mapped into the kernel (`ENODEV`).
 //!
-//! THROTTLE waits, in i915, for this file's requests emitted more than 20 ms ago, and fails
-//! with `EIO` on a wedged GPU. This driver submits no requests yet (execbuffer is not
-//! implemented), so there is nothing to wait for and the GPU cannot be wedged by this guest:
-//! it returns 0.
+//! Both wait first, as i915 does, for the batches that use the object (a read for those
+//! that write it, a write for all), interruptibly.
+//!
+//! THROTTLE waits, as in i915, on each of this file's engine timelines, for the latest
+//! batch still running that was submitted at least 20 ms ago; a signal ends the wait
+//! (`EINTR`). (i915 also fails on a terminally wedged GPU; the host's wedging shows as
+//! `EIO` from execbuffer instead.)
 
 use kernel::{
     drm::{
         self,
         gem::BaseObject, //
     },
+    dma_resv::Usage,
     page::PAGE_SIZE,
     prelude::*,
+    time::{
+        Delta,
+        Jiffies, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -41,6 +49,10 @@ use crate::{
     gem::Object,
     shared::Shared,
 };
+
+/// `GEM_THROTTLE` waits for batches submitted at least this long ago
+/// (`DRM_I915_THROTTLE_JIFFIES`).
+const THROTTLE_MS: i64 = 20;
 
 /// Bytes copied per step between user memory and the window.
 const CHUNK: usize = 16384;
@@ -90,8 +102,14 @@ impl File {
         _dev: &I915Device<drm::Registered>,
         _bound: &Bound<'_>,
         _args: &mut (),
-        _file: &drm::File<File>,
+        file: &drm::File<File>,
     ) -> Result<u32> {
+        let Some(ctx) = file.inner().host_ctx() else {
+            return Ok(0);
+        };
+        for f in ctx.batches_older_than(Delta::from_millis(THROTTLE_MS))?.iter() {
+            f.wait_timeout(true, Jiffies::MAX)?;
+        }
         Ok(0)
     }
 }
@@ -117,6 +135,13 @@ fn copy(
     if end > obj.size() as u64 {
         return Err(EINVAL);
     }
+    // As i915: a read waits for the batches that write the object, a write for all that
+    // use it.
+    let usage = match dir {
+        Dir::Read => Usage::Write,
+        Dir::Write => Usage::Read,
+    };
+    obj.resv().wait_timeout(usage, true, Jiffies::MAX)?;
     let size = usize::try_from(size).map_err(|_| EINVAL)?;
     let mut buf = KVec::with_capacity(CHUNK.min(size), GFP_KERNEL)?;
     buf.resize(CHUNK.min(size), 0, GFP_KERNEL)?;

@@ -93,26 +93,30 @@ impl Param {
             uapi::I915_PARAM_MMAP_GTT_VERSION => Self::Local(Ok(4)),
             // The legacy `GEM_MMAP` with its `I915_MMAP_WC` flag.
             uapi::I915_PARAM_MMAP_VERSION => Self::Local(Ok(1)),
-            // Not yet: no execbuffer (and so no fences, relocations, pinned or secure
-            // batches), no display (overlay, page flips), no
-            // scheduler, no perf, no PXP. Each answer changes when the feature lands.
-            uapi::I915_PARAM_HAS_PAGEFLIPPING
-            | uapi::I915_PARAM_HAS_EXECBUF2
+            // Execbuffer (`crate::execbuf`): softpin, no-reloc, handle LUT, batch first,
+            // pinned batches, async objects and SOL reset are flags the host's i915 honours;
+            // `GEM_WAIT` takes a timeout. The rest are i915's "always true" answers for
+            // behaviour every i915 has.
+            uapi::I915_PARAM_HAS_EXECBUF2
             | uapi::I915_PARAM_HAS_RELAXED_FENCING
             | uapi::I915_PARAM_HAS_COHERENT_RINGS
             | uapi::I915_PARAM_HAS_RELAXED_DELTA
             | uapi::I915_PARAM_HAS_GEN7_SOL_RESET
             | uapi::I915_PARAM_HAS_WAIT_TIMEOUT
-            | uapi::I915_PARAM_HAS_PRIME_VMAP_FLUSH
             | uapi::I915_PARAM_HAS_PINNED_BATCHES
             | uapi::I915_PARAM_HAS_EXEC_NO_RELOC
             | uapi::I915_PARAM_HAS_EXEC_HANDLE_LUT
-            | uapi::I915_PARAM_HAS_COHERENT_PHYS_GTT
             | uapi::I915_PARAM_HAS_EXEC_SOFTPIN
             | uapi::I915_PARAM_HAS_EXEC_ASYNC
+            | uapi::I915_PARAM_HAS_EXEC_BATCH_FIRST => Self::Local(Ok(1)),
+            // Not yet: no in- or out-fences of execbuffers, no error capture the guest can
+            // read, no display (overlay, page flips), no scheduler, no perf, no PXP. Each
+            // answer changes when the feature lands.
+            uapi::I915_PARAM_HAS_PAGEFLIPPING
+            | uapi::I915_PARAM_HAS_PRIME_VMAP_FLUSH
+            | uapi::I915_PARAM_HAS_COHERENT_PHYS_GTT
             | uapi::I915_PARAM_HAS_EXEC_FENCE
             | uapi::I915_PARAM_HAS_EXEC_CAPTURE
-            | uapi::I915_PARAM_HAS_EXEC_BATCH_FIRST
             | uapi::I915_PARAM_HAS_EXEC_FENCE_ARRAY
             | uapi::I915_PARAM_HAS_EXEC_SUBMIT_FENCE
             | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES

@@ -227,6 +227,10 @@ pub(crate) struct Shared {
     /// Virtio context and resource ids in use (0 is never used: it means "none").
     #[pin]
     ids: Mutex<Ids>,
+    /// The engine class of each execbuffer timeline's fences, by fence context: `GEM_BUSY`
+    /// reports the classes of the engines an object is busy on.
+    #[pin]
+    fence_classes: Mutex<KVec<(u64, u16)>>,
 }
 
 impl Shared {
@@ -265,6 +269,7 @@ impl Shared {
                     ctx: IdPool::new(),
                     res: IdPool::new(),
                 }),
+                fence_classes <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -285,6 +290,32 @@ impl Shared {
             let resizer = request.realloc(GFP_KERNEL)?;
             self.ids.lock().pool(kind).grow(resizer);
         }
+    }
+
+    /// Records that the fences of fence context `fence_ctx` run on engine class `class`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn add_fence_class(&self, fence_ctx: u64, class: u16) -> Result {
+        self.fence_classes
+            .lock()
+            .push((fence_ctx, class), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets the class of fence context `fence_ctx` (its timeline is gone).
+    pub(crate) fn remove_fence_class(&self, fence_ctx: u64) {
+        self.fence_classes.lock().retain(|&mut (c, _)| c != fence_ctx);
+    }
+
+    /// The engine class of the fences of fence context `fence_ctx`, if this driver's.
+    pub(crate) fn fence_class(&self, fence_ctx: u64) -> Option<u16> {
+        self.fence_classes
+            .lock()
+            .iter()
+            .find(|&&(c, _)| c == fence_ctx)
+            .map(|&(_, class)| class)
     }
 
     /// A generation for a new host context: unique for the life of the device.

@@ -392,7 +392,13 @@ TEST_F(node, getparam_is_i915_exact)
 	EXPECT_EQ(expected_devid(), buf[0]);
 	EXPECT_EQ((int)0xa5a5a5a5, buf[1]);
 
-	/* The driver's own uAPI: GEM and MMAP_OFFSET, nothing of execbuffer or PXP yet. */
+	/* The driver's own uAPI: GEM, MMAP_OFFSET and execbuffer, no fences or PXP yet. */
+	v = -1;
+	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXEC_SOFTPIN, &v));
+	EXPECT_EQ(1, v);
+	v = -1;
+	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXECBUF2, &v));
+	EXPECT_EQ(1, v);
 	v = -1;
 	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXEC_FENCE, &v));
 	EXPECT_EQ(0, v);
@@ -1764,6 +1770,513 @@ TEST(gem_signal_storm_leaks_nothing)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
 	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
 		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld objects %ld", ctx, blobs, bytes, quar, live_counter("objects"));
+}
+
+/* ---- contexts, execbuffer, busy and wait ---------------------------------------------- */
+
+#define MI_STORE_DWORD_IMM_GEN4	((0x20u << 23) | 2)
+#define MI_SEMAPHORE_WAIT_POLL	((0x1cu << 23) | (1u << 15) | (4u << 12) | 2) /* SAD == SDD */
+#define MI_BATCH_BUFFER_END	(0xau << 23)
+/* Softpinned addresses; threads sharing a VM each add their own shift. */
+static __thread uint64_t va_shift;
+#define TARGET_VA		(0x100000ull + va_shift)
+#define BATCH_VA		(0x200000ull + va_shift)
+
+static int execbuf(int fd, struct drm_i915_gem_execbuffer2 *eb)
+{
+	return ioctl(fd, DRM_IOCTL_I915_GEM_EXECBUFFER2_WR, eb) ? -errno : 0;
+}
+
+static int gem_wait(int fd, uint32_t handle, int64_t *timeout_ns)
+{
+	struct drm_i915_gem_wait w = { .bo_handle = handle, .timeout_ns = *timeout_ns };
+	int r = ioctl(fd, DRM_IOCTL_I915_GEM_WAIT, &w) ? -errno : 0;
+
+	*timeout_ns = w.timeout_ns;
+	return r;
+}
+
+static int gem_busy(int fd, uint32_t handle, uint32_t *busy)
+{
+	struct drm_i915_gem_busy b = { .handle = handle };
+
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_BUSY, &b))
+		return -errno;
+	*busy = b.busy;
+	return 0;
+}
+
+static int pwrite_words(int fd, uint32_t handle, const uint32_t *w, size_t n)
+{
+	struct drm_i915_gem_pwrite p = {
+		.handle = handle, .size = n * 4, .data_ptr = (uintptr_t)w,
+	};
+
+	return ioctl(fd, DRM_IOCTL_I915_GEM_PWRITE, &p) ? -errno : 0;
+}
+
+static uint32_t pread_word(int fd, uint32_t handle, uint64_t offset)
+{
+	uint32_t v = 0xffffffff;
+	struct drm_i915_gem_pread p = {
+		.handle = handle, .offset = offset, .size = 4, .data_ptr = (uintptr_t)&v,
+	};
+
+	return ioctl(fd, DRM_IOCTL_I915_GEM_PREAD, &p) ? 0xffffffff : v;
+}
+
+static int ctx_create(int fd, void *ext, uint32_t *id)
+{
+	struct drm_i915_gem_context_create_ext c = {
+		.flags = ext ? I915_CONTEXT_CREATE_FLAGS_USE_EXTENSIONS : 0,
+		.extensions = (uintptr_t)ext,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_CONTEXT_CREATE_EXT, &c))
+		return -errno;
+	*id = c.ctx_id;
+	return 0;
+}
+
+static int ctx_destroy(int fd, uint32_t id)
+{
+	struct drm_i915_gem_context_destroy d = { .ctx_id = id };
+
+	return ioctl(fd, DRM_IOCTL_I915_GEM_CONTEXT_DESTROY, &d) ? -errno : 0;
+}
+
+/*
+ * A batch in `batch` that stores `value` at TARGET_VA + 64, both objects softpinned; with
+ * `spin`, it first polls TARGET_VA until it reads 1.
+ */
+static int submit_store(int fd, uint32_t ctx, uint64_t ring, uint32_t target, uint32_t batch,
+			uint32_t value, int spin)
+{
+	uint32_t b[16], n = 0;
+	struct drm_i915_gem_exec_object2 obj[2] = {
+		{ .handle = target, .offset = TARGET_VA,
+		  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE | EXEC_OBJECT_SUPPORTS_48B_ADDRESS },
+		{ .handle = batch, .offset = BATCH_VA,
+		  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_SUPPORTS_48B_ADDRESS },
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)obj, .buffer_count = 2, .flags = ring, .rsvd1 = ctx,
+	};
+	int r;
+
+	if (spin) {
+		b[n++] = MI_SEMAPHORE_WAIT_POLL;
+		b[n++] = 1;
+		b[n++] = (uint32_t)TARGET_VA;
+		b[n++] = 0;
+	}
+	b[n++] = MI_STORE_DWORD_IMM_GEN4;
+	b[n++] = (uint32_t)(TARGET_VA + 64);
+	b[n++] = 0;
+	b[n++] = value;
+	b[n++] = MI_BATCH_BUFFER_END;
+	b[n++] = 0;
+	r = pwrite_words(fd, batch, b, n);
+	return r ? r : execbuf(fd, &eb);
+}
+
+TEST_F(node, exec_store_dword)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, busy = 1;
+	int64_t t = -1;
+	uint64_t rings[] = { I915_EXEC_DEFAULT, I915_EXEC_RENDER, I915_EXEC_BLT };
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	for (unsigned int i = 0; i < sizeof(rings) / sizeof(rings[0]); i++) {
+		ASSERT_EQ(0, submit_store(self->fd, 0, rings[i], target, batch, 0xc0de0000 + i, 0));
+		t = -1;
+		ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+		EXPECT_EQ(-1, t);
+		ASSERT_EQ(0, gem_busy(self->fd, target, &busy));
+		EXPECT_EQ(0, busy);
+		EXPECT_EQ(0xc0de0000 + i, pread_word(self->fd, target, 64));
+	}
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
+TEST_F(node, exec_busy_and_wait_timeouts)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, busy = 0;
+	volatile uint32_t *p;
+	struct drm_i915_gem_wait w = { 0 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	int64_t t;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	p = gem_map(self->fd, target, size);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 0;
+	ASSERT_EQ(0, submit_store(self->fd, 0, I915_EXEC_BLT, target, batch, 0x5a5a, 1));
+	/* Spinning on the copy engine: written there, and the batch read there. */
+	ASSERT_EQ(0, gem_busy(self->fd, target, &busy));
+	EXPECT_EQ((1u << 17) | 2, busy);
+	ASSERT_EQ(0, gem_busy(self->fd, batch, &busy));
+	EXPECT_EQ(1u << 17, busy);
+	t = 0;
+	EXPECT_EQ(-ETIME, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(0, t);
+	t = 20 * 1000 * 1000;
+	EXPECT_EQ(-ETIME, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(0, t);
+	w.bo_handle = target;
+	w.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	w.flags = 0;
+	w.bo_handle = 0x7777;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_WAIT, &w));
+	EXPECT_EQ(ENOENT, errno);
+	/* THROTTLE waits for the spinner (older than 20 ms by now) until a signal. */
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ualarm(100 * 1000, 0);
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_THROTTLE));
+	EXPECT_EQ(EINTR, errno);
+	p[0] = 1;
+	t = 10ll * 1000 * 1000 * 1000;
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_GT(t, 0);
+	EXPECT_LT(t, 10ll * 1000 * 1000 * 1000);
+	EXPECT_EQ(0x5a5a, p[16]);
+	ASSERT_EQ(0, gem_busy(self->fd, target, &busy));
+	EXPECT_EQ(0, busy);
+	EXPECT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_THROTTLE));
+	munmap((void *)p, size);
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
+TEST_F(node, exec_errors_are_i915s)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, bbe[2] = { MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 obj = { 0 };
+	struct drm_i915_gem_execbuffer2 eb = { 0 };
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(self->fd, batch, bbe, 2));
+	obj.handle = batch;
+	eb.buffers_ptr = (uintptr_t)&obj;
+	eb.buffer_count = 1;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+
+	eb.buffer_count = 0;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.buffer_count = 1;
+	eb.flags = 1ull << 22;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.flags = 0;
+	eb.num_cliprects = 1;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.num_cliprects = 0;
+	eb.DR1 = 1;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.DR1 = 0;
+	eb.batch_start_offset = 4;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.batch_start_offset = 0;
+	eb.flags = I915_EXEC_SECURE;
+	EXPECT_EQ(-ENODEV, execbuf(self->fd, &eb));
+	eb.flags = 0;
+	eb.buffers_ptr = 8;
+	EXPECT_EQ(-EFAULT, execbuf(self->fd, &eb));
+	eb.buffers_ptr = (uintptr_t)&obj;
+	obj.handle = 0x7777;
+	EXPECT_EQ(-ENOENT, execbuf(self->fd, &eb));
+	obj.handle = batch;
+	/* Checked by the host's i915: an unknown context, an engine it lacks, a batch outside
+	 * its object, a batch that writes itself. */
+	eb.rsvd1 = 0x7777;
+	EXPECT_EQ(-ENOENT, execbuf(self->fd, &eb));
+	eb.rsvd1 = 0;
+	eb.flags = 5;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.flags = 0;
+	eb.batch_start_offset = 8192;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.batch_start_offset = 0;
+	obj.flags = EXEC_OBJECT_WRITE;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	obj.flags = 0;
+	/* Fences are not implemented yet, and say so. */
+	eb.flags = I915_EXEC_FENCE_OUT;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.flags = 0;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
+TEST_F(node, contexts_and_vms)
+{
+	struct {
+		struct drm_i915_gem_context_create_ext_setparam sp;
+	} ext = { 0 };
+	struct {
+		uint64_t extensions;
+		struct i915_engine_class_instance e[2];
+	} engines = { 0, { { I915_ENGINE_CLASS_COPY, 0 }, { I915_ENGINE_CLASS_RENDER, 0 } } };
+	struct drm_i915_gem_context_param gp = { 0 };
+	struct drm_i915_gem_vm_control vm = { 0 };
+	uint64_t size = 4096;
+	uint32_t ctx = 0, ctx2 = 0, target = 0, batch = 0, busy = 0;
+	struct drm_i915_gem_context_destroy d = { 0 };
+	volatile uint32_t *p;
+	int64_t t = -1;
+
+	ASSERT_EQ(0, ctx_create(self->fd, NULL, &ctx));
+	EXPECT_NE(0, ctx);
+	EXPECT_EQ(-ENOENT, ctx_destroy(self->fd, 0));
+	d.ctx_id = ctx;
+	d.pad = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_CONTEXT_DESTROY, &d));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, ctx_destroy(self->fd, ctx));
+	EXPECT_EQ(-ENOENT, ctx_destroy(self->fd, ctx));
+
+	/* An engine map: index 0 is the copy engine, 1 the render engine. */
+	ext.sp.base.name = I915_CONTEXT_CREATE_EXT_SETPARAM;
+	ext.sp.param.param = I915_CONTEXT_PARAM_ENGINES;
+	ext.sp.param.size = sizeof(engines);
+	ext.sp.param.value = (uintptr_t)&engines;
+	ASSERT_EQ(0, ctx_create(self->fd, &ext, &ctx));
+	gp.ctx_id = ctx;
+	gp.param = I915_CONTEXT_PARAM_ENGINES;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM, &gp));
+	EXPECT_EQ(sizeof(engines), gp.size);
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	p = gem_map(self->fd, target, size);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 0;
+	ASSERT_EQ(0, submit_store(self->fd, ctx, 1, target, batch, 0x77, 1));
+	ASSERT_EQ(0, gem_busy(self->fd, target, &busy));
+	EXPECT_EQ((1u << 16) | 1, busy); /* render: index 1 of the map */
+	p[0] = 1;
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(0x77, p[16]);
+	munmap((void *)p, size);
+	/* Index 2 is not in the map; the host's i915 says so. */
+	EXPECT_EQ(-EINVAL, submit_store(self->fd, ctx, 2, target, batch, 0x78, 0));
+
+	/* Bad setparam elements: ctx_id must be 0, sizes as i915 wants them. */
+	ext.sp.param.ctx_id = 1;
+	EXPECT_EQ(-EINVAL, ctx_create(self->fd, &ext, &ctx2));
+	ext.sp.param.ctx_id = 0;
+	ext.sp.param.size = 6;
+	EXPECT_EQ(-EINVAL, ctx_create(self->fd, &ext, &ctx2));
+	ext.sp.param.param = I915_CONTEXT_PARAM_BAN_PERIOD;
+	ext.sp.param.size = 0;
+	EXPECT_EQ(-EINVAL, ctx_create(self->fd, &ext, &ctx2));
+	ext.sp.param.param = I915_CONTEXT_PARAM_RECOVERABLE;
+	ext.sp.base.name = 1; /* the removed CLONE */
+	EXPECT_EQ(-EINVAL, ctx_create(self->fd, &ext, &ctx2));
+	ext.sp.base.name = 0;
+	ext.sp.base.flags = 1;
+	EXPECT_EQ(-EINVAL, ctx_create(self->fd, &ext, &ctx2));
+	ext.sp.base.flags = 0;
+	EXPECT_EQ(-EFAULT, ctx_create(self->fd, (void *)8, &ctx2));
+
+	/* VMs: created and destroyed by the host; a context can take one. */
+	EXPECT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_VM_CREATE, &vm));
+	EXPECT_NE(0, vm.vm_id);
+	ext.sp.param.param = I915_CONTEXT_PARAM_VM;
+	ext.sp.param.value = vm.vm_id;
+	ASSERT_EQ(0, ctx_create(self->fd, &ext, &ctx2));
+	gp.ctx_id = ctx2;
+	gp.param = I915_CONTEXT_PARAM_GTT_SIZE;
+	gp.size = 0;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM, &gp));
+	EXPECT_GT(gp.value, 1ull << 32);
+	EXPECT_EQ(0, ctx_destroy(self->fd, ctx2));
+	vm.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_VM_DESTROY, &vm));
+	EXPECT_EQ(EINVAL, errno);
+	vm.flags = 0;
+	EXPECT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_VM_DESTROY, &vm));
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_I915_GEM_VM_DESTROY, &vm));
+	EXPECT_EQ(ENOENT, errno);
+
+	EXPECT_EQ(0, ctx_destroy(self->fd, ctx));
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
+struct submitter {
+	int fd;
+	int n;
+	int index;
+	int failed;
+};
+
+static void *submit_many(void *arg)
+{
+	struct submitter *s = arg;
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0;
+	int64_t t = -1;
+
+	va_shift = (uint64_t)(s->index + 1) << 24;
+	if (gem_create(s->fd, &size, &target) || gem_create(s->fd, &size, &batch)) {
+		s->failed = 1;
+		return NULL;
+	}
+	for (int i = 0; i < s->n; i++) {
+		int r = submit_store(s->fd, 0, i % 2 ? I915_EXEC_BLT : I915_EXEC_RENDER, target,
+				     batch, i, 0);
+
+		if (r) {
+			s->failed = r;
+			break;
+		}
+	}
+	if (gem_wait(s->fd, target, &t) || pread_word(s->fd, target, 64) != (uint32_t)(s->n - 1))
+		s->failed = 2;
+	gem_close(s->fd, batch);
+	gem_close(s->fd, target);
+	return NULL;
+}
+
+TEST_F(node, exec_from_eight_threads)
+{
+	pthread_t th[8];
+	struct submitter s[8];
+
+	/* One fd shared by 8 threads, then 8 fds. */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 8; i++) {
+			s[i].fd = round ? open(render_node(), O_RDWR | O_CLOEXEC) : self->fd;
+			s[i].n = 40;
+			s[i].index = i;
+			s[i].failed = 0;
+			ASSERT_EQ(0, pthread_create(&th[i], NULL, submit_many, &s[i]));
+		}
+		for (int i = 0; i < 8; i++) {
+			pthread_join(th[i], NULL);
+			EXPECT_EQ(0, s[i].failed) TH_LOG("round %d thread %d: %d", round, i, s[i].failed);
+			if (round)
+				close(s[i].fd);
+		}
+	}
+}
+
+TEST(exec_signal_storm_leaks_nothing)
+{
+	long ctx, blobs, bytes, quar;
+	struct sigaction sa = { .sa_handler = on_signal };
+	int status = 0, exited = 0;
+	struct timespec t0, t;
+	pid_t pid;
+
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		for (int i = 0; i < 40; i++) {
+			int fd = open(render_node(), O_RDWR | O_CLOEXEC);
+			uint64_t size = 4096;
+			uint32_t target = 0, batch = 0, c = 0;
+			int64_t w = -1;
+
+			if (fd < 0)
+				continue;
+			if (gem_create(fd, &size, &target) || gem_create(fd, &size, &batch)) {
+				close(fd);
+				continue;
+			}
+			if (i % 3 == 0)
+				ctx_create(fd, NULL, &c);
+			for (int j = 0; j < 20; j++) {
+				int r = submit_store(fd, c, j % 2 ? I915_EXEC_BLT : 0, target, batch, j, 0);
+
+				/* Interrupted before anything was queued, or ran: nothing else. */
+				if (r && r != -EINTR && r != -ERESTART && r != -EAGAIN)
+					_exit(10 - r);
+			}
+			/* Restarted after each signal, as userspace does. */
+			while (gem_wait(fd, target, &w) == -EINTR)
+				w = -1;
+			if (i % 2)
+				gem_close(fd, target);
+			close(fd);
+		}
+		_exit(0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		kill(pid, SIGUSR1);
+		usleep(300);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		exited = waitpid(pid, &status, WNOHANG) == pid;
+	} while (!exited && t.tv_sec - t0.tv_sec < 120);
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	ASSERT_TRUE(exited);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld objects %ld", ctx, blobs, bytes, quar, live_counter("objects"));
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+TEST(exec_failures_leak_nothing)
+{
+	long ctx, blobs, bytes, quar;
+	int fd = open(render_node(), O_RDWR | O_CLOEXEC), fds;
+	uint64_t size = 4096;
+	uint32_t batch = 0, bbe[2] = { MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 obj = { 0 };
+	struct drm_i915_gem_execbuffer2 eb = { 0 };
+
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, gem_create(fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(fd, batch, bbe, 2));
+	obj.handle = batch;
+	eb.buffers_ptr = (uintptr_t)&obj;
+	eb.buffer_count = 1;
+	ASSERT_EQ(0, execbuf(fd, &eb));
+	fds = open_fds();
+	/* 100,000 refused submits: one in ten by the host (an unknown context), the rest by
+	 * the guest (an unaligned batch). */
+	for (int i = 0; i < 100000; i++) {
+		int host = i % 10 == 0;
+
+		eb.rsvd1 = host ? 0x7777 : 0;
+		eb.batch_start_offset = host ? 0 : 4;
+		ASSERT_EQ(host ? -ENOENT : -EINVAL, execbuf(fd, &eb)) TH_LOG("submit %d", i);
+	}
+	EXPECT_EQ(fds, open_fds());
+	eb.rsvd1 = 0;
+	eb.batch_start_offset = 0;
+	ASSERT_EQ(0, execbuf(fd, &eb));
+	close(fd);
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
+	/* Every fence created was signalled (those of refused submits with an error). */
+	EXPECT_EQ(live_counter("fences_emitted"), live_counter("fences_signalled"));
 }
 
 TEST_HARNESS_MAIN

@@ -1,0 +1,731 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! GEM contexts and VMs: `DRM_IOCTL_I915_GEM_CONTEXT_CREATE(_EXT)`, `_DESTROY`,
+//! `_GETPARAM`, `_SETPARAM`, `DRM_IOCTL_I915_GEM_VM_CREATE`, `_DESTROY`,
+//! `DRM_IOCTL_I915_GET_RESET_STATS` and `DRM_IOCTL_I915_REG_READ`, with the semantics of
+//! upstream `i915_gem_context.c`, `i915_gem_vm_create_ioctl()` and `i915_reg_read_ioctl()`.
+//!
+//! Contexts and VMs are the host i915's, created in the file's host context, so their ids
+//! are per file as on i915 (context 0 is the file's default context). The guest parses and
+//! checks what the host cannot see or carry: the `SETPARAM` extension chain of a create
+//! (i915's walk, `ctx_id` zero, each parameter's size rules and capability checks against
+//! the calling task), and the data behind pointers, sent inline. The host's i915 then
+//! checks the rest (engines that exist, VM ids, persistence without engine reset, ...) and
+//! its errno comes back as is.
+//!
+//! What the protocol cannot carry is refused with a documented errno rather than faked:
+//! - engine maps with extensions (load balancing, bonds, parallel submission) and maps of
+//!   more than 30 engines (the host takes at most 128 bytes inline): `ENODEV`;
+//! - changing `BANNABLE` or `PERSISTENCE` of an existing context (the host forwards only
+//!   `RECOVERABLE` and `PRIORITY` after creation): `ENODEV`;
+//! - reading the `SSEU` of a context: `ENODEV` (its size is answered);
+//! - `NO_ERROR_CAPTURE` is recorded and reported: the guest has no error capture for it to
+//!   affect, and the host's is not reachable from the guest.
+
+use core::mem::size_of;
+use kernel::{
+    capability::{
+        capable,
+        Capability, //
+    },
+    drm,
+    prelude::*,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi,
+};
+use zerocopy_derive::Immutable;
+
+use crate::{
+    ccmd::{
+        simple,
+        GemContextCreate,
+        IoctlSimple, //
+    },
+    driver::{
+        Bound,
+        I915Device, //
+    },
+    execbuf::{
+        class,
+        legacy_class, //
+    },
+    file::{
+        host_errno,
+        File, //
+    },
+    uext::{
+        self,
+        read_user, //
+    },
+};
+
+/// `I915_CONTEXT_PARAM_*`.
+mod param {
+    pub(super) const BAN_PERIOD: u64 = 0x1;
+    pub(super) const NO_ZEROMAP: u64 = 0x2;
+    pub(super) const GTT_SIZE: u64 = 0x3;
+    pub(super) const NO_ERROR_CAPTURE: u64 = 0x4;
+    pub(super) const BANNABLE: u64 = 0x5;
+    pub(super) const PRIORITY: u64 = 0x6;
+    pub(super) const SSEU: u64 = 0x7;
+    pub(super) const RECOVERABLE: u64 = 0x8;
+    pub(super) const VM: u64 = 0x9;
+    pub(super) const ENGINES: u64 = 0xa;
+    pub(super) const PERSISTENCE: u64 = 0xb;
+    pub(super) const RINGSIZE: u64 = 0xc;
+    pub(super) const PROTECTED_CONTENT: u64 = 0xd;
+}
+
+/// `I915_CONTEXT_CREATE_FLAGS_USE_EXTENSIONS`.
+const CREATE_USE_EXTENSIONS: u32 = 1 << 0;
+/// `I915_CONTEXT_CREATE_FLAGS_SINGLE_TIMELINE`.
+const CREATE_SINGLE_TIMELINE: u32 = 1 << 1;
+/// `I915_CONTEXT_CREATE_EXT_SETPARAM`.
+const EXT_SETPARAM: u32 = 0;
+/// Size of `struct drm_i915_gem_context_param_sseu`.
+const SSEU_SIZE: u32 = 32;
+/// Most bytes the host takes inline for one parameter.
+const HOST_INLINE_MAX: u32 = 128;
+/// i915's user priority range (`I915_CONTEXT_MIN/MAX_USER_PRIORITY`).
+const PRIORITY_RANGE: core::ops::RangeInclusive<i64> = -1023..=1023;
+
+/// `struct drm_i915_gem_context_param`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct ContextParam {
+    ctx_id: u32,
+    size: u32,
+    param: u64,
+    value: u64,
+}
+
+/// `struct drm_i915_gem_context_create_ext_setparam`: the extension head, then the param.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct SetparamExt {
+    next_extension: u64,
+    name: u32,
+    flags: u32,
+    rsvd: [u32; 4],
+    param: ContextParam,
+}
+
+/// `struct drm_i915_reset_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct ResetStats {
+    ctx_id: u32,
+    flags: u32,
+    reset_count: u32,
+    batch_active: u32,
+    batch_pending: u32,
+    pad: u32,
+}
+
+/// `struct drm_i915_gem_vm_control`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct VmControl {
+    extensions: u64,
+    flags: u32,
+    vm_id: u32,
+}
+
+/// `struct drm_i915_reg_read`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct RegRead {
+    offset: u64,
+    val: u64,
+}
+
+/// `struct drm_i915_gem_context_destroy`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct ContextDestroy {
+    ctx_id: u32,
+    pad: u32,
+}
+
+kernel::static_assert!(size_of::<ContextParam>() == size_of::<uapi::drm_i915_gem_context_param>());
+kernel::static_assert!(
+    size_of::<SetparamExt>() == size_of::<uapi::drm_i915_gem_context_create_ext_setparam>()
+);
+kernel::static_assert!(size_of::<ResetStats>() == size_of::<uapi::drm_i915_reset_stats>());
+kernel::static_assert!(size_of::<VmControl>() == size_of::<uapi::drm_i915_gem_vm_control>());
+kernel::static_assert!(size_of::<RegRead>() == size_of::<uapi::drm_i915_reg_read>());
+kernel::static_assert!(
+    size_of::<ContextDestroy>() == size_of::<uapi::drm_i915_gem_context_destroy>()
+);
+
+/// What the guest knows of one GEM context of a file.
+pub(crate) struct GemCtx {
+    pub(crate) id: u32,
+    /// The engine map as `(class, instance)` pairs; `None` for the legacy ring selectors.
+    engines: Option<KVec<(u16, u16)>>,
+    bannable: bool,
+    persistent: bool,
+    no_error_capture: bool,
+    protected: bool,
+}
+
+impl GemCtx {
+    /// A context with i915's defaults (the file's default context is one).
+    pub(crate) fn new(id: u32) -> Self {
+        Self {
+            id,
+            engines: None,
+            bannable: true,
+            persistent: true,
+            no_error_capture: false,
+            protected: false,
+        }
+    }
+
+    /// The engine class that execbuffer ring selector `engine` names.
+    pub(crate) fn engine_class(&self, engine: u64) -> u16 {
+        match &self.engines {
+            None => legacy_class(engine),
+            Some(map) => usize::try_from(engine)
+                .ok()
+                .and_then(|i| map.get(i))
+                .map_or(class::INVALID, |&(c, _)| c),
+        }
+    }
+}
+
+/// A create's parameters, checked and serialised for the host.
+struct CreateParams {
+    ctx: GemCtx,
+    wire: KVec<u8>,
+}
+
+impl CreateParams {
+    /// Appends one setparam element with `data` inline (`size` = its length).
+    fn push(&mut self, p: &ContextParam, data: &[u8]) -> Result {
+        let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        let el = SetparamExt {
+            next_extension: 0,
+            name: EXT_SETPARAM,
+            flags: 0,
+            rsvd: [0; 4],
+            param: ContextParam {
+                ctx_id: 0,
+                size: size.to_le(),
+                param: p.param.to_le(),
+                value: if size == 0 { p.value.to_le() } else { 0 },
+            },
+        };
+        self.wire.extend_from_slice(el.as_bytes(), GFP_KERNEL)?;
+        self.wire.extend_from_slice(data, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// `set_proto_ctx_param()`: one parameter of a create.
+    fn set(&mut self, p: &ContextParam) -> Result {
+        match p.param {
+            param::NO_ERROR_CAPTURE => {
+                size_zero(p)?;
+                self.ctx.no_error_capture = p.value != 0;
+                self.push(p, &[])
+            }
+            param::BANNABLE => {
+                size_zero(p)?;
+                check_bannable(p.value)?;
+                self.ctx.bannable = p.value != 0;
+                self.push(p, &[])
+            }
+            param::RECOVERABLE => {
+                size_zero(p)?;
+                self.push(p, &[])
+            }
+            param::PRIORITY => {
+                check_priority(p)?;
+                self.push(p, &[])
+            }
+            // SSEU can be set only on graphics version 11.
+            param::SSEU if p.size < SSEU_SIZE => Err(EINVAL),
+            param::SSEU => Err(ENODEV),
+            param::VM => {
+                size_zero(p)?;
+                if p.value >> 32 != 0 {
+                    return Err(ENOENT);
+                }
+                self.push(p, &[])
+            }
+            param::ENGINES => self.set_engines(p),
+            param::PERSISTENCE => {
+                size_zero(p)?;
+                self.ctx.persistent = p.value != 0;
+                self.push(p, &[])
+            }
+            param::PROTECTED_CONTENT => {
+                self.ctx.protected = p.value != 0;
+                self.push(p, &[])
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// `set_proto_ctx_engines()`: an engine map, `struct i915_context_param_engines`.
+    fn set_engines(&mut self, p: &ContextParam) -> Result {
+        if p.size == 0 {
+            // Back to the legacy ring selectors.
+            self.ctx.engines = None;
+            return self.push(p, &[]);
+        }
+        const HEAD: u32 = 8;
+        const ENGINE: u32 = 4;
+        if p.size < HEAD || (p.size - HEAD) % ENGINE != 0 {
+            return Err(EINVAL);
+        }
+        let count = ((p.size - HEAD) / ENGINE) as usize;
+        if count > 64 {
+            return Err(EINVAL);
+        }
+        let mut map = KVec::with_capacity(count, GFP_KERNEL)?;
+        for n in 0..count {
+            let ci: [u16; 2] = read_user(p.value, u64::from(HEAD) + (n as u64) * 4)?;
+            map.push((ci[0], ci[1]), GFP_KERNEL)?;
+        }
+        let extensions: u64 = read_user(p.value, 0)?;
+        // Load balancing, bonds and parallel submission name engines through pointers the
+        // host does not rewrite: the chain is checked as i915 checks it, then refused.
+        uext::walk(extensions, |name, _| match name {
+            0..=2 => Err(ENODEV),
+            _ => Err(EINVAL),
+        })?;
+        if p.size > HOST_INLINE_MAX {
+            return Err(ENODEV);
+        }
+        let mut data = KVec::new();
+        data.extend_from_slice(&0u64.to_le_bytes(), GFP_KERNEL)?;
+        for &(c, i) in map.iter() {
+            data.extend_from_slice(&c.to_le_bytes(), GFP_KERNEL)?;
+            data.extend_from_slice(&i.to_le_bytes(), GFP_KERNEL)?;
+        }
+        self.ctx.engines = Some(map);
+        self.push(p, &data)
+    }
+}
+
+fn size_zero(p: &ContextParam) -> Result {
+    if p.size != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Only `CAP_SYS_ADMIN` may make a context unbannable.
+fn check_bannable(value: u64) -> Result {
+    if value == 0 && !capable(Capability::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+/// `validate_priority()`: size 0, i915's range, and `CAP_SYS_NICE` above the default.
+fn check_priority(p: &ContextParam) -> Result {
+    size_zero(p)?;
+    let prio = p.value as i64;
+    if !PRIORITY_RANGE.contains(&prio) {
+        return Err(EINVAL);
+    }
+    if prio > 0 && !capable(Capability::SYS_NICE) {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+impl File {
+    /// Runs context ioctl `cmd` on the host (`IOCTL_SIMPLE`) with `arg`.
+    fn ctx_simple<T>(&self, bound: &Bound<'_>, cmd: u32, arg: T) -> Result<T>
+    where
+        T: FromBytes + IntoBytes + zerocopy::Immutable + Copy,
+    {
+        self.with_ctx(bound, |ctx| ctx.call(bound, &IoctlSimple { cmd, arg }))?
+            .map_err(host_errno)
+    }
+
+    /// Whether GEM context `id` exists (the default context 0 always does).
+    fn has_gem_ctx(&self, id: u32) -> bool {
+        id == 0 || self.gem_ctxs().lock().iter().any(|c| c.id == id)
+    }
+
+    /// Runs `f` on what the guest knows of GEM context `id`.
+    fn with_gem_ctx<R>(&self, id: u32, f: impl FnOnce(&mut GemCtx) -> R) -> Result<R> {
+        let mut g = self.gem_ctxs().lock();
+        if let Some(c) = g.iter_mut().find(|c| c.id == id) {
+            return Ok(f(c));
+        }
+        if id == 0 {
+            let mut dflt = GemCtx::new(0);
+            let r = f(&mut dflt);
+            g.push(dflt, GFP_KERNEL)?;
+            return Ok(r);
+        }
+        Err(ENOENT)
+    }
+
+    /// The engine class execbuffer ring selector `engine` names on GEM context `id`
+    /// (render for a context the host will refuse anyway).
+    pub(crate) fn engine_class(&self, id: u32, engine: u64) -> u16 {
+        self.with_gem_ctx(id, |c| c.engine_class(engine))
+            .unwrap_or_else(|_| legacy_class(engine))
+    }
+
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_CREATE` and `_CREATE_EXT` (one ioctl number; the legacy
+    /// struct is the first 8 bytes of the extended one, the rest reads as zero).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for unknown flags, the chain's errors (see [`uext::walk`]), each
+    /// parameter's (`EINVAL`, `EPERM`, `ENOENT`, `ENODEV`, `EFAULT`), then the host i915's
+    /// errno, `ENOMEM`, and the transport's errors.
+    pub(crate) fn gem_context_create(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_context_create_ext,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags & !(CREATE_USE_EXTENSIONS | CREATE_SINGLE_TIMELINE) != 0 {
+            return Err(EINVAL);
+        }
+        let mut params = CreateParams {
+            ctx: GemCtx::new(0),
+            wire: KVec::new(),
+        };
+        if args.flags & CREATE_USE_EXTENSIONS != 0 {
+            uext::walk(args.extensions, |name, at| {
+                if name != EXT_SETPARAM {
+                    // `I915_CONTEXT_CREATE_EXT_CLONE` was removed; nothing else exists.
+                    return Err(EINVAL);
+                }
+                let p: ContextParam = read_user(at, 32)?;
+                if p.ctx_id != 0 {
+                    return Err(EINVAL);
+                }
+                params.set(&p)
+            })?;
+        }
+        // The host parses whatever follows the request when it gets the flag: only with
+        // parameters.
+        let mut flags = args.flags & CREATE_SINGLE_TIMELINE;
+        if !params.wire.is_empty() {
+            flags |= CREATE_USE_EXTENSIONS;
+        }
+        let this = file.inner();
+        let mut ctx = params.ctx;
+        // Room for the record first: once the host created the context, nothing may fail.
+        this.gem_ctxs().lock().reserve(1, GFP_KERNEL)?;
+        let cmd = GemContextCreate {
+            flags,
+            params: params.wire,
+        };
+        let id = this
+            .with_ctx(bound, |c| c.call(bound, &cmd))?
+            .map_err(host_errno)?;
+        ctx.id = id;
+        let mut g = this.gem_ctxs().lock();
+        g.retain(|c| c.id != id);
+        if g.push(ctx, GFP_KERNEL).is_err() {
+            pr_debug!("virtio_intel: GEM context {} not recorded\n", id);
+        }
+        args.ctx_id = id;
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_DESTROY`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a non-zero `pad`, `ENOENT` for the default or an unknown context, the
+    /// host i915's errno, and the transport's errors.
+    pub(crate) fn gem_context_destroy(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_context_destroy,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.pad != 0 {
+            return Err(EINVAL);
+        }
+        let this = file.inner();
+        if args.ctx_id == 0 || !this.has_gem_ctx(args.ctx_id) {
+            return Err(ENOENT);
+        }
+        let arg = ContextDestroy {
+            ctx_id: args.ctx_id.to_le(),
+            pad: 0,
+        };
+        this.ctx_simple(bound, simple::CONTEXT_DESTROY, arg)?;
+        this.gem_ctxs().lock().retain(|c| c.id != args.ctx_id);
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_GETPARAM`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for an unknown context, `EINVAL` for an unknown parameter or a short
+    /// buffer, `EFAULT`, `ENODEV` for `SSEU` (see the module documentation), the host i915's
+    /// errno, and the transport's errors.
+    pub(crate) fn gem_context_getparam(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_context_param,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let this = file.inner();
+        if !this.has_gem_ctx(args.ctx_id) {
+            return Err(ENOENT);
+        }
+        match args.param {
+            param::GTT_SIZE | param::PRIORITY | param::RECOVERABLE | param::VM => {
+                let arg = ContextParam {
+                    ctx_id: args.ctx_id.to_le(),
+                    size: args.size.to_le(),
+                    param: args.param.to_le(),
+                    value: args.value.to_le(),
+                };
+                let out = this.ctx_simple(bound, simple::CONTEXT_GETPARAM, arg)?;
+                args.size = u32::from_le(out.size);
+                args.value = u64::from_le(out.value);
+            }
+            param::NO_ERROR_CAPTURE | param::BANNABLE | param::PERSISTENCE
+            | param::PROTECTED_CONTENT => {
+                let v = this.with_gem_ctx(args.ctx_id, |c| match args.param {
+                    param::NO_ERROR_CAPTURE => c.no_error_capture,
+                    param::BANNABLE => c.bannable,
+                    param::PERSISTENCE => c.persistent,
+                    _ => c.protected,
+                })?;
+                args.size = 0;
+                args.value = u64::from(v);
+            }
+            param::ENGINES => {
+                let map = this.with_gem_ctx(args.ctx_id, |c| {
+                    c.engines.as_ref().map(|m| {
+                        let mut v = KVec::new();
+                        for &(cl, i) in m.iter() {
+                            v.extend_from_slice(&cl.to_le_bytes(), GFP_KERNEL)?;
+                            v.extend_from_slice(&i.to_le_bytes(), GFP_KERNEL)?;
+                        }
+                        Ok::<_, Error>(v)
+                    })
+                })?;
+                let Some(map) = map else {
+                    args.size = 0;
+                    return Ok(0);
+                };
+                let map = map?;
+                let size = u32::try_from(8 + map.len()).map_err(|_| EINVAL)?;
+                if args.size == 0 {
+                    args.size = size;
+                    return Ok(0);
+                }
+                if args.size < size {
+                    return Err(EINVAL);
+                }
+                let addr = usize::try_from(args.value).map_err(|_| EFAULT)?;
+                let mut w = UserSlice::new(UserPtr::from_addr(addr), size as usize).writer();
+                w.write_slice(&0u64.to_le_bytes())?;
+                w.write_slice(&map)?;
+                args.size = size;
+            }
+            param::SSEU => {
+                if args.size == 0 {
+                    args.size = SSEU_SIZE;
+                    return Ok(0);
+                }
+                if args.size < SSEU_SIZE {
+                    return Err(EINVAL);
+                }
+                return Err(ENODEV);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_CONTEXT_SETPARAM` (`ctx_setparam()`).
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for an unknown context, `EINVAL` for a parameter that cannot change after
+    /// creation or a bad size, `EPERM`, `ENODEV` (see the module documentation), the host
+    /// i915's errno, and the transport's errors.
+    pub(crate) fn gem_context_setparam(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_context_param,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let this = file.inner();
+        if !this.has_gem_ctx(args.ctx_id) {
+            return Err(ENOENT);
+        }
+        let p = ContextParam {
+            ctx_id: args.ctx_id,
+            size: args.size,
+            param: args.param,
+            value: args.value,
+        };
+        match p.param {
+            param::NO_ERROR_CAPTURE => {
+                size_zero(&p)?;
+                this.with_gem_ctx(p.ctx_id, |c| c.no_error_capture = p.value != 0)?;
+            }
+            param::BANNABLE => {
+                size_zero(&p)?;
+                check_bannable(p.value)?;
+                return Err(ENODEV);
+            }
+            param::PERSISTENCE => {
+                size_zero(&p)?;
+                return Err(ENODEV);
+            }
+            param::RECOVERABLE | param::PRIORITY => {
+                if p.param == param::PRIORITY {
+                    check_priority(&p)?;
+                } else {
+                    size_zero(&p)?;
+                }
+                let arg = ContextParam {
+                    ctx_id: p.ctx_id.to_le(),
+                    size: 0,
+                    param: p.param.to_le(),
+                    value: p.value.to_le(),
+                };
+                this.ctx_simple(bound, simple::CONTEXT_SETPARAM, arg)?;
+            }
+            param::SSEU if p.size < SSEU_SIZE => return Err(EINVAL),
+            param::SSEU => return Err(ENODEV),
+            param::BAN_PERIOD
+            | param::NO_ZEROMAP
+            | param::GTT_SIZE
+            | param::VM
+            | param::ENGINES
+            | param::RINGSIZE
+            | param::PROTECTED_CONTENT => return Err(EINVAL),
+            _ => return Err(EINVAL),
+        }
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GET_RESET_STATS`: the host's counts; the global reset count only for
+    /// `CAP_SYS_ADMIN`, as i915.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for non-zero `flags` or `pad`, `ENOENT` for an unknown context, the host
+    /// i915's errno, and the transport's errors.
+    pub(crate) fn get_reset_stats(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_reset_stats,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags != 0 || args.pad != 0 {
+            return Err(EINVAL);
+        }
+        let this = file.inner();
+        if !this.has_gem_ctx(args.ctx_id) {
+            return Err(ENOENT);
+        }
+        let arg = ResetStats {
+            ctx_id: args.ctx_id.to_le(),
+            flags: 0,
+            reset_count: 0,
+            batch_active: 0,
+            batch_pending: 0,
+            pad: 0,
+        };
+        let out = this.ctx_simple(bound, simple::GET_RESET_STATS, arg)?;
+        args.reset_count = if capable(Capability::SYS_ADMIN) {
+            u32::from_le(out.reset_count)
+        } else {
+            0
+        };
+        args.batch_active = u32::from_le(out.batch_active);
+        args.batch_pending = u32::from_le(out.batch_pending);
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_VM_CREATE`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for flags or any extension (i915 has none; `EFAULT` when the chain cannot
+    /// be read), the host i915's errno, and the transport's errors.
+    pub(crate) fn gem_vm_create(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_vm_control,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags != 0 {
+            return Err(EINVAL);
+        }
+        uext::walk(args.extensions, |_, _| Err(EINVAL))?;
+        let arg = VmControl {
+            extensions: 0,
+            flags: 0,
+            vm_id: 0,
+        };
+        let out = file.inner().ctx_simple(bound, simple::VM_CREATE, arg)?;
+        args.vm_id = u32::from_le(out.vm_id);
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_GEM_VM_DESTROY`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for flags or extensions, `ENOENT` for id 0, the host i915's errno
+    /// (`ENOENT` for an unknown VM), and the transport's errors.
+    pub(crate) fn gem_vm_destroy(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_gem_vm_control,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags != 0 || args.extensions != 0 {
+            return Err(EINVAL);
+        }
+        if args.vm_id == 0 {
+            return Err(ENOENT);
+        }
+        let arg = VmControl {
+            extensions: 0,
+            flags: 0,
+            vm_id: args.vm_id.to_le(),
+        };
+        file.inner().ctx_simple(bound, simple::VM_DESTROY, arg)?;
+        Ok(0)
+    }
+
+    /// `DRM_IOCTL_I915_REG_READ`: the host i915 reads the registers it allows (the render
+    /// ring's timestamp).
+    ///
+    /// # Errors
+    ///
+    /// The host i915's errno (`EINVAL` for other registers), and the transport's errors.
+    pub(crate) fn reg_read(
+        _dev: &I915Device<drm::Registered>,
+        bound: &Bound<'_>,
+        args: &mut uapi::drm_i915_reg_read,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let arg = RegRead {
+            offset: args.offset.to_le(),
+            val: 0,
+        };
+        let out = file.inner().ctx_simple(bound, simple::REG_READ, arg)?;
+        args.val = u64::from_le(out.val);
+        Ok(0)
+    }
+}
