@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -2242,7 +2243,7 @@ static int open_fds(void)
 	return n;
 }
 
-TEST(exec_failures_leak_nothing)
+TEST_F_TIMEOUT(node, exec_failures_leak_nothing, 900)
 {
 	long ctx, blobs, bytes, quar;
 	int fd = open(render_node(), O_RDWR | O_CLOEXEC), fds;
@@ -2277,6 +2278,92 @@ TEST(exec_failures_leak_nothing)
 		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
 	/* Every fence created was signalled (those of refused submits with an error). */
 	EXPECT_EQ(live_counter("fences_emitted"), live_counter("fences_signalled"));
+}
+
+/*
+ * Unbinding with a batch in flight: its fence (seen through a dma-buf of the object it
+ * writes) signals, and nothing of the file is left once the device is back.
+ */
+TEST(unbind_with_batches_in_flight)
+{
+	long ctx, blobs, bytes, quar;
+	char dev[64];
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0;
+	struct drm_prime_handle ph = { 0 };
+	struct pollfd pfd = { 0 };
+	volatile uint32_t *p;
+	int fd;
+
+	bound_device(dev, sizeof(dev));
+	ASSERT_NE(0, dev[0]);
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, gem_create(fd, &size, &target));
+	ASSERT_EQ(0, gem_create(fd, &size, &batch));
+	p = gem_map(fd, target, size);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 0;
+	munmap((void *)p, size);
+	ph.handle = target;
+	ph.flags = DRM_CLOEXEC | DRM_RDWR;
+	ASSERT_EQ(0, ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &ph));
+	ASSERT_EQ(0, submit_store(fd, 0, I915_EXEC_BLT, target, batch, 1, 1));
+	pfd.fd = ph.fd;
+	pfd.events = POLLIN;
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, driver_attr("unbind", dev));
+	EXPECT_EQ(1, poll(&pfd, 1, 5000));
+	close(ph.fd);
+	close(fd);
+	ASSERT_EQ(0, driver_attr("bind", dev));
+	/* The new binding starts clean (the old one's counters went with it). */
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
+}
+
+/* The args, the exec list and the relocations in a mapping of one of the objects. */
+TEST_F(node, exec_args_in_own_mapping)
+{
+	uint64_t size = 4096;
+	uint32_t args_bo = 0, batch = 0;
+	uint32_t b[8] = { MI_STORE_DWORD_IMM_GEN4, 0, 0, 0xfeed, MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 *obj;
+	struct drm_i915_gem_relocation_entry *rel;
+	struct drm_i915_gem_execbuffer2 *eb;
+	int64_t t = -1;
+	char *m;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &args_bo));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(self->fd, batch, b, 8));
+	m = gem_map(self->fd, args_bo, size);
+	ASSERT_NE(MAP_FAILED, m);
+	obj = (void *)(m + 1024);
+	rel = (void *)(m + 2048);
+	eb = (void *)(m + 3072);
+	memset(obj, 0, 2 * sizeof(*obj));
+	memset(rel, 0, sizeof(*rel));
+	memset(eb, 0, sizeof(*eb));
+	/* Store into the args object itself, at byte 64, through a relocation (by handle). */
+	obj[0].handle = args_bo;
+	obj[0].flags = EXEC_OBJECT_WRITE;
+	obj[1].handle = batch;
+	obj[1].relocation_count = 1;
+	obj[1].relocs_ptr = (uintptr_t)rel;
+	rel->target_handle = args_bo;
+	rel->delta = 64;
+	rel->offset = 4;
+	rel->read_domains = I915_GEM_DOMAIN_INSTRUCTION;
+	rel->write_domain = I915_GEM_DOMAIN_INSTRUCTION;
+	eb->buffers_ptr = (uintptr_t)obj;
+	eb->buffer_count = 2;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GEM_EXECBUFFER2_WR, eb)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, gem_wait(self->fd, args_bo, &t));
+	EXPECT_EQ(0xfeed, *(volatile uint32_t *)(m + 64));
+	munmap(m, size);
+	gem_close(self->fd, batch);
+	gem_close(self->fd, args_bo);
 }
 
 TEST_HARNESS_MAIN
