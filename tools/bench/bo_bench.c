@@ -6,9 +6,16 @@
  *  - "evict" (with a window size in MiB): maps twice as many 64 KiB objects as the window
  *    holds, then writes to them round-robin, so that every write evicts an older mapping
  *    and faults its own object back in; the time per write is the cost of one eviction
- *    plus one refault.
+ *    plus one refault;
+ *  - "exec": n EXECBUFFER2 of an empty batch (MI_BATCH_BUFFER_END) on the render engine,
+ *    each waited for with GEM_WAIT: the time of the submit ioctl ("exec-submit") and until
+ *    the wait returns ("exec-done", the host fence reaching the guest waiter), then n
+ *    GEM_WAITs on the idle object ("wait-idle");
+ *  - "chain": n EXECBUFFER2 of empty batches that all write one object (each depends on the
+ *    one before), waited for once at the end: submissions per second.
  * Used by tools/vm/bench.sh for virtio_intel.ko.
- * usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>
+ * usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | bo_bench exec <n> |
+ *        bo_bench chain <n>
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +67,44 @@ static int close_bo(int fd, uint32_t handle)
 	return ioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
 }
 
+/* An empty batch in a new object; 0 on failure. */
+static uint32_t empty_batch(int fd)
+{
+	const uint32_t bbe[2] = { 0xau << 23, 0 };
+	struct drm_i915_gem_create c = { .size = 4096 };
+	struct drm_i915_gem_pwrite w = { .size = sizeof(bbe), .data_ptr = (uintptr_t)bbe };
+
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_CREATE, &c))
+		return 0;
+	w.handle = c.handle;
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_PWRITE, &w))
+		return 0;
+	return c.handle;
+}
+
+/* One execbuffer of `batch` (softpinned), with `target` written when non-zero. */
+static int exec(int fd, uint32_t batch, uint32_t target)
+{
+	struct drm_i915_gem_exec_object2 obj[2] = {
+		{ .handle = target, .offset = 0x400000, .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE },
+		{ .handle = batch, .offset = 0x200000, .flags = EXEC_OBJECT_PINNED },
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)(target ? obj : obj + 1),
+		.buffer_count = target ? 2 : 1,
+		.flags = I915_EXEC_RENDER | I915_EXEC_NO_RELOC,
+	};
+
+	return ioctl(fd, DRM_IOCTL_I915_GEM_EXECBUFFER2, &eb);
+}
+
+static int wait_bo(int fd, uint32_t handle)
+{
+	struct drm_i915_gem_wait w = { .bo_handle = handle, .timeout_ns = -1 };
+
+	return ioctl(fd, DRM_IOCTL_I915_GEM_WAIT, &w);
+}
+
 int main(int argc, char **argv)
 {
 	const char *node = getenv("VIRTIO_INTEL_NODE");
@@ -67,7 +112,8 @@ int main(int argc, char **argv)
 	double *us;
 
 	if (fd < 0 || argc < 3) {
-		fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>\n");
+		fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | "
+			"bo_bench exec <n> | bo_bench chain <n>\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "bo")) {
@@ -129,6 +175,57 @@ int main(int argc, char **argv)
 		report("evict-refault", us, n * laps);
 		return 0;
 	}
-	fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps>\n");
+	if (!strcmp(argv[1], "exec") || !strcmp(argv[1], "chain")) {
+		int n = atoi(argv[2]);
+		uint32_t batch = empty_batch(fd), target = empty_batch(fd);
+		double *done = calloc(n, sizeof(*done)), t0;
+
+		us = calloc(n, sizeof(*us));
+		if (!us || !done || !batch || !target || n < 1)
+			return 1;
+		if (!strcmp(argv[1], "chain")) {
+			t0 = bench_now_us();
+			for (int i = 0; i < n; i++) {
+				if (exec(fd, batch, target)) {
+					perror("execbuffer");
+					return 1;
+				}
+			}
+			if (wait_bo(fd, target)) {
+				perror("wait");
+				return 1;
+			}
+			printf("bench exec-chain: %.0f submissions/s over %d ops\n",
+			       n / ((bench_now_us() - t0) / 1e6), n);
+			return 0;
+		}
+		for (int i = 0; i < n; i++) {
+			double t = bench_now_us();
+
+			if (exec(fd, batch, 0)) {
+				perror("execbuffer");
+				return 1;
+			}
+			us[i] = bench_now_us() - t;
+			if (wait_bo(fd, batch)) {
+				perror("wait");
+				return 1;
+			}
+			done[i] = bench_now_us() - t;
+		}
+		report("exec-submit", us, n);
+		report("exec-done", done, n);
+		for (int i = 0; i < n; i++) {
+			double t = bench_now_us();
+
+			if (wait_bo(fd, batch))
+				return 1;
+			us[i] = bench_now_us() - t;
+		}
+		report("wait-idle", us, n);
+		return 0;
+	}
+	fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | "
+		"bo_bench exec <n> | bo_bench chain <n>\n");
 	return 2;
 }

@@ -46,11 +46,13 @@ for r in $(seq 1 "$rounds"); do
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modules "$out/mods" --modprobe virtio_gpu \
         --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-vdrm-$r" \
         --append kunit.enable=0 \
-        --cmd "/mnt/host/virtio-intel-client --bench $n && /mnt/host/virtio-intel-client --bench-bo $nb" >/dev/null
+        --cmd "/mnt/host/virtio-intel-client --bench $n && /mnt/host/virtio-intel-client --bench-bo $nb &&
+               /mnt/host/virtio-intel-client --bench-exec $nb" >/dev/null
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
         --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel-$r" --append kunit.enable=0 \
         --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n &&
-               /mnt/host/bo_bench bo $nb && rmmod virtio_intel &&
+               /mnt/host/bo_bench bo $nb && /mnt/host/bo_bench exec $nb &&
+               /mnt/host/bo_bench chain $n && rmmod virtio_intel &&
                insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && echo '=== fenced_ccmds=1' &&
                /mnt/host/getparam_bench $n" >/dev/null
     v=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
@@ -97,6 +99,24 @@ echo "  seed design (virtio_gpu blob, mapped at creation): $(grep -h '^bench bo-
 echo "  virtio_intel.ko (mapped at the first fault):      $(grep -h '^bench bo:' "$klog" | tr -d '\r' | sed 's/^bench bo: //')"
 printf '%s\n' "${bo_ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
     printf "  ratio virtio_intel / seed design: median %s of %d rounds (%s .. %s)\n", r[int((NR + 1) / 2)], NR, r[1], r[NR] }'
+
+echo "Execbuffer of an empty batch on the render engine (medians, round 1):"
+vlog=$REPO_ROOT/build/vm/bench-vdrm-1/output.log
+ev_line() { grep -h "^bench $2:" "$1" | tr -d '\r' | sed "s/^bench $2: //"; }
+es_v=$(ev_line "$vlog" exec-submit-vdrm) es_k=$(ev_line "$klog" exec-submit)
+ed_v=$(ev_line "$vlog" exec-done-vdrm) ed_k=$(ev_line "$klog" exec-done)
+[[ -n $es_v && -n $es_k && -n $ed_v && -n $ed_k ]] ||
+    die "the execbuffer benchmark printed nothing (logs in build/vm/bench-*-1)"
+echo "  submit, seed design (fenced SUBMIT_3D, no wait):       $es_v"
+echo "  submit, virtio_intel.ko (ccmd answered, then fence):  $es_k"
+awk -v a="$(awk '{print $2}' <<<"$es_v")" -v b="$(awk '{print $2}' <<<"$es_k")" \
+    'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+echo "  until the waiter wakes, seed design (fence fd poll):  $ed_v"
+echo "  until the waiter wakes, virtio_intel.ko (GEM_WAIT):   $ed_k"
+awk -v a="$(awk '{print $2}' <<<"$ed_v")" -v b="$(awk '{print $2}' <<<"$ed_k")" \
+    'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+echo "  GEM_WAIT on an idle object:                           $(ev_line "$klog" wait-idle)"
+echo "  dependency chain (one object written by every batch): $(grep -h '^bench exec-chain:' "$klog" | tr -d '\r' | sed 's/^bench exec-chain: //')"
 
 # Eviction: a 64 MiB window, 2048 objects of 64 KiB written round-robin twice.
 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \

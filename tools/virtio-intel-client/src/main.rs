@@ -41,6 +41,7 @@ struct Opts {
     hang_timeout: Duration,
     bench: Option<u32>,
     bench_bo: Option<u32>,
+    bench_exec: Option<u32>,
 }
 
 const USAGE: &str = "usage: virtio-intel-client [--verbose] [--only <check>[,<check>...]] [--negative]
@@ -55,7 +56,9 @@ Runs the virtio-intel protocol checks inside a virtio-gpu guest.
   --bench <n>      instead of the checks, time <n> synchronous GETPARAM ccmds and print
                    the median and 90th percentile (the seed design's path, for tools/vm/bench.sh)
   --bench-bo <n>   instead of the checks, time <n> times: create a 4 KiB BO, map it, write one
-                   word, unmap and close it; print the median and 90th percentile";
+                   word, unmap and close it; print the median and 90th percentile
+  --bench-exec <n> instead of the checks, time <n> execbuffers of an empty batch: the
+                   submit, and until its fence signals; print medians and 90th percentiles";
 
 fn parse_args() -> Result<Option<Opts>, String> {
     let mut o = Opts {
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         hang_timeout: DEFAULT_HANG_TIMEOUT,
         bench: None,
         bench_bo: None,
+        bench_exec: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -79,6 +83,14 @@ fn parse_args() -> Result<Option<Opts>, String> {
                     return Err("--bench-bo needs a count above 0".into());
                 }
                 o.bench_bo = Some(n);
+            }
+            "--bench-exec" => {
+                let v = args.next().ok_or("--bench-exec needs a count")?;
+                let n: u32 = v.parse().map_err(|_| format!("bad --bench-exec {:?}", v))?;
+                if n == 0 {
+                    return Err("--bench-exec needs a count above 0".into());
+                }
+                o.bench_exec = Some(n);
             }
             "--bench" => {
                 let v = args.next().ok_or("--bench needs a count")?;
@@ -1198,6 +1210,49 @@ fn bench_bo(opts: &Opts, n: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// `--bench-exec n`: n execbuffers of an empty batch (MI_BATCH_BUFFER_END) on the render
+/// engine through the upstream uAPI, as the seed design's Mesa submits them: the CPU time of
+/// the submit, and the time until its out-fence signals.
+fn bench_exec(opts: &Opts, n: u32) -> Result<(), String> {
+    let dev = open_device(&opts.device)?;
+    let mut conn = Connection::init(dev, Some(DEBUG_NAME), false).map_err(e2s)?;
+    let bo = Bo::create(&mut conn, 4096).map_err(e2s)?;
+    let mut b = mi::Batch::new();
+    b.end();
+    bo.write_bytes(0, &b.to_bytes()).map_err(e2s)?;
+    let req = Execbuffer2Req {
+        flags: I915_EXEC_NO_RELOC,
+        context_id: 0,
+        batch_start_offset: 0,
+        batch_len: 0,
+        objects: vec![ExecObject2 {
+            handle: bo.res_id,
+            offset: VA_BASE,
+            flags: EXEC_OBJECT_PINNED | EXEC_OBJECT_SUPPORTS_48B_ADDRESS,
+            ..Default::default()
+        }],
+        relocs: Vec::new(),
+    };
+    let (mut submit, mut total) = (Vec::with_capacity(n as usize), Vec::with_capacity(n as usize));
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let p = conn.exec_submit(&req, &[bo.handle]).map_err(e2s)?;
+        submit.push(t.elapsed().as_secs_f64() * 1e6);
+        let (rsp, _) = conn.exec_wait(p, Duration::from_secs(10)).map_err(e2s)?;
+        total.push(t.elapsed().as_secs_f64() * 1e6);
+        if rsp.ret != 0 {
+            return Err(format!("EXECBUFFER2 ret {}", rsp.ret));
+        }
+    }
+    for (name, us) in [("exec-submit-vdrm", &mut submit), ("exec-done-vdrm", &mut total)] {
+        us.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+        println!("bench {}: median {:.1} us p90 {:.1} us over {} ops", name, at(0.5), at(0.9), n);
+    }
+    bo.close(&conn).map_err(e2s)?;
+    Ok(())
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(Some(o)) => o,
@@ -1207,6 +1262,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(n) = opts.bench_exec {
+        if let Err(e) = bench_exec(&opts, n) {
+            eprintln!("virtio-intel-client: bench-exec: {}", e);
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(n) = opts.bench_bo {
         if let Err(e) = bench_bo(&opts, n) {
             eprintln!("virtio-intel-client: bench-bo: {}", e);

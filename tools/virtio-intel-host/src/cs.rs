@@ -17,6 +17,7 @@
 //! | MI_FLUSH_DW | 0x26 | optional post-sync write of immediate data or timestamp |
 //! | MI_COPY_MEM_MEM | 0x2e | copies a dword |
 //! | MI_BATCH_BUFFER_START | 0x31 | jumps (chained) or calls (bit 22, second level) |
+//! | MI_CONDITIONAL_BATCH_BUFFER_END | 0x36 | ends the batch (or, bit 18, its level) unless a dword compares true |
 //! | PIPE_CONTROL | 3D 0x7a00 | optional post-sync write of immediate data or timestamp |
 //!
 //! A batch that is still running at its deadline is a hang; an access to an unbound
@@ -77,6 +78,25 @@ const MI_STORE_REGISTER_MEM: u32 = 0x24;
 const MI_FLUSH_DW: u32 = 0x26;
 const MI_COPY_MEM_MEM: u32 = 0x2e;
 const MI_BATCH_BUFFER_START: u32 = 0x31;
+const MI_CONDITIONAL_BATCH_BUFFER_END: u32 = 0x36;
+/// Marks the end of the whole batch, all levels (`Ok(Some(END_ALL))`).
+const END_ALL: u64 = u64::MAX - 3;
+
+/// Whether MI_CONDITIONAL_BATCH_BUFFER_END lets the batch go on: the memory dword `mad`
+/// against the inline data `idd`, with the compare operation of dw0 14:12 when the compare
+/// bit (21) is set, else "greater than" (the gen8 behaviour).
+fn cond_bbe_continues(dw0: u32, mad: u32, idd: u32) -> bool {
+    let op = if dw0 & (1 << 21) != 0 { (dw0 >> 12) & 7 } else { 0 };
+    match op {
+        0 => mad > idd,
+        1 => mad >= idd,
+        2 => mad < idd,
+        3 => mad <= idd,
+        4 => mad == idd,
+        5 => mad != idd,
+        _ => true,
+    }
+}
 
 /// Maximum batch nesting (first level plus two called levels).
 const MAX_DEPTH: usize = 3;
@@ -213,6 +233,14 @@ pub(crate) fn execute(mem: &dyn GpuMemory, eng: &mut Engine<'_>, start: u64, dea
                             }
                         }
                     }
+                    MI_CONDITIONAL_BATCH_BUFFER_END => {
+                        let idd = dw(1)?;
+                        let mad = mem.read_u32(addr(dw(2)?, dw(3)?, 0x7))?;
+                        if !cond_bbe_continues(dw0, mad, idd) {
+                            // Bit 18: end only the current level, as MI_BATCH_BUFFER_END does.
+                            return Ok(Some(if dw0 & (1 << 18) != 0 { u64::MAX } else { END_ALL }));
+                        }
+                    }
                     MI_BATCH_BUFFER_START => {
                         let target = addr(dw(1)?, dw(2)?, 0x3);
                         if dw0 & (1 << 22) != 0 {
@@ -247,6 +275,7 @@ pub(crate) fn execute(mem: &dyn GpuMemory, eng: &mut Engine<'_>, start: u64, dea
             },
             Ok(Some(x)) if x == u64::MAX - 1 => return Outcome::Hang { at: ip },
             Ok(Some(x)) if x == u64::MAX - 2 => return Outcome::Invalid { at: ip },
+            Ok(Some(END_ALL)) => return Outcome::Completed { commands },
             Ok(Some(target)) => ip = target,
             Ok(None) => ip = ip.wrapping_add(4 * u64::from(len)),
         }
@@ -322,6 +351,28 @@ pub(crate) mod tests {
         let (o, m) = run(&cmds, 512, 1000);
         assert!(matches!(o, Outcome::Completed { .. }), "{o:?}");
         assert_eq!((m[0x100], m[0x101]), (2, 1));
+    }
+
+    /// IGT's spinner: a loop that ends once the dword it compares reads MI_BATCH_BUFFER_END.
+    #[test]
+    fn conditional_end_stops_a_spinner() {
+        const COND_BBE: u32 = (0x36 << 23) | (1 << 21) | 2;
+        let cond = (BASE + 0x100) as u32;
+        let loop_ = [COND_BBE, END, cond, 0, (0x31 << 23) | (1 << 8) | 1, BASE as u32, 0];
+        // Greater than MI_BATCH_BUFFER_END: it loops until the deadline.
+        let mut cmds = loop_.to_vec();
+        cmds.resize(0x40, 0);
+        cmds.push(0xffff_ffff);
+        let (o, _) = run(&cmds, 128, 50);
+        assert!(matches!(o, Outcome::Hang { .. }), "{o:?}");
+        // Equal: the batch ends, even when called as a second level without bit 18.
+        cmds[0x40] = END;
+        let (o, _) = run(&cmds, 128, 1000);
+        assert!(matches!(o, Outcome::Completed { .. }), "{o:?}");
+        // Not-equal mode (5) with bit 18: ends only the called level.
+        assert!(cond_bbe_continues(COND_BBE | (5 << 12), 1, 2));
+        assert!(!cond_bbe_continues(COND_BBE | (5 << 12), 2, 2));
+        assert!(cond_bbe_continues(0x36 << 23, 3, 2));
     }
 
     #[test]

@@ -298,12 +298,18 @@ impl Renderer {
 
     /// `virgl_renderer_context_destroy`.
     pub(crate) fn context_destroy(&mut self, ctx_id: u32) {
+        self.destroy_context(ctx_id, false);
+    }
+
+    /// Destroys a context: asked by the guest, or with the device (`reset`), when dropping
+    /// its pending fences is what the guest asked for.
+    fn destroy_context(&mut self, ctx_id: u32, reset: bool) {
         let Some(ctx) = self.contexts.remove(&ctx_id) else {
             return;
         };
         let pending: usize =
             ctx.native.timelines.values().map(|t| t.outstanding.iter().filter(|f| !f.is_signalled()).count()).sum();
-        if pending > 0 {
+        if pending > 0 && !reset {
             crate::log::violation(&format!(
                 "context {ctx_id} destroyed with {pending} ring fence(s) still pending: they will never be reported"
             ));
@@ -684,7 +690,7 @@ impl Renderer {
     pub(crate) fn destroy_all(&mut self) {
         let ids: Vec<u32> = self.contexts.keys().copied().collect();
         for c in ids {
-            self.context_destroy(c);
+            self.destroy_context(c, true);
         }
         let res: Vec<u32> = self.resources.keys().copied().collect();
         for r in res {

@@ -184,6 +184,9 @@ impl Object {
 struct Binding {
     end: u64,
     obj: Arc<Object>,
+    /// The handle was closed while the object was busy: as i915 keeps a closed vma bound
+    /// until its requests retire, the binding stays until the object is idle.
+    closed: bool,
 }
 
 /// A GPU virtual address space (ppgtt).
@@ -219,8 +222,22 @@ impl Vm {
         lock(&self.bindings).iter().find(|(_, b)| Arc::ptr_eq(&b.obj, obj)).map(|(s, _)| *s)
     }
 
+    /// Unbinds `obj` (its handle was closed): at once when idle, else once its work is done.
     fn unbind_object(&self, obj: &Arc<Object>) {
-        lock(&self.bindings).retain(|_, b| !Arc::ptr_eq(&b.obj, obj));
+        let busy = !obj.pending(true).is_empty();
+        let mut b = lock(&self.bindings);
+        if busy {
+            for x in b.values_mut().filter(|x| Arc::ptr_eq(&x.obj, obj)) {
+                x.closed = true;
+            }
+        } else {
+            b.retain(|_, x| !Arc::ptr_eq(&x.obj, obj));
+        }
+    }
+
+    /// Drops the bindings of closed objects that became idle.
+    fn reap(b: &mut BTreeMap<u64, Binding>) {
+        b.retain(|_, x| !(x.closed && x.obj.pending(true).is_empty()));
     }
 
     /// Binds `obj` at `start`, evicting other objects in the range unless they are in
@@ -231,6 +248,7 @@ impl Vm {
             return Err(libc::EINVAL);
         }
         let mut b = lock(&self.bindings);
+        Self::reap(&mut b);
         if let Some(cur) = b.get(&start) {
             if Arc::ptr_eq(&cur.obj, obj) {
                 return Ok(());
@@ -249,14 +267,29 @@ impl Vm {
             b.remove(&s);
         }
         b.retain(|_, x| !Arc::ptr_eq(&x.obj, obj));
-        b.insert(start, Binding { end, obj: obj.clone() });
+        b.insert(start, Binding { end, obj: obj.clone(), closed: false });
         Ok(())
+    }
+
+    /// Whether `size` bytes at `start` (page and `align` aligned, below `limit`) are unbound.
+    fn is_free(&self, start: u64, size: u64, align: u64, limit: u64) -> bool {
+        let align = align.max(PAGE);
+        let Some(end) = start.checked_add(size) else {
+            return false;
+        };
+        if !start.is_multiple_of(align) || end > limit {
+            return false;
+        }
+        let mut b = lock(&self.bindings);
+        Self::reap(&mut b);
+        !b.range(..end).any(|(s, bind)| bind.end > start && *s < end)
     }
 
     /// Finds room for `size` bytes aligned to `align` below `limit`.
     fn find_hole(&self, size: u64, align: u64, limit: u64) -> Option<u64> {
         let align = align.max(PAGE);
-        let b = lock(&self.bindings);
+        let mut b = lock(&self.bindings);
+        Self::reap(&mut b);
         let mut cursor = PAGE * 16;
         for (s, bind) in b.iter() {
             let cand = cursor.checked_add(align - 1)? & !(align - 1);
@@ -286,12 +319,40 @@ impl cs::GpuMemory for Vm {
 pub(crate) struct CtxState {
     banned: AtomicBool,
     bannable: AtomicBool,
+    /// `RECOVERABLE` cleared: the first hang bans the context.
+    unrecoverable: AtomicBool,
+    /// When the context's last two hangs happened (oldest first).
+    hangs: Mutex<[Option<Instant>; 2]>,
     batch_active: AtomicU32,
     batch_pending: AtomicU32,
 }
 
+/// i915 bans a context that hangs a third time within this long (`CONTEXT_FAST_HANG_JIFFIES`).
+const FAST_HANG: Duration = Duration::from_secs(120);
+
+impl CtxState {
+    /// i915's `context_mark_guilty()`: whether this hang bans the context. Unbannable
+    /// contexts never are; an unrecoverable one is at once; others on the third hang in
+    /// quick succession.
+    fn mark_guilty(&self) -> bool {
+        if !self.bannable.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        let mut h = lock(&self.hangs);
+        let prev = h[0];
+        h[0] = h[1];
+        h[1] = Some(now);
+        self.unrecoverable.load(Ordering::Relaxed) || prev.is_some_and(|t| now.duration_since(t) < FAST_HANG)
+    }
+}
+
 #[derive(Debug)]
 struct GemContext {
+    /// Looked up by execbuffer, GETPARAM or reset stats: i915 (up to graphics version 12)
+    /// finishes creating a context then, and only an unfinished one takes a VM or an engine
+    /// map through SETPARAM.
+    used: AtomicBool,
     vm: Arc<Vm>,
     engines: Option<Vec<Option<EngineDesc>>>,
     recoverable: bool,
@@ -352,7 +413,7 @@ fn engine_main(dev: Arc<Device>, desc: EngineDesc, rx: mpsc::Receiver<Job>) {
                 ));
                 dev.resets.fetch_add(1, Ordering::Relaxed);
                 job.ctx.batch_active.fetch_add(1, Ordering::Relaxed);
-                if job.ctx.bannable.load(Ordering::Relaxed) {
+                if job.ctx.mark_guilty() {
                     job.ctx.banned.store(true, Ordering::Release);
                 }
                 job.fence.signal(-libc::EIO);
@@ -421,7 +482,9 @@ impl File {
             vms: IdTable::new(1, u32::MAX),
             engines: HashMap::new(),
         };
+        // The default context is created finished.
         let default_ctx = f.new_context(Arc::new(Vm::default()));
+        default_ctx.used.store(true, Ordering::Relaxed);
         f.contexts.insert_reserved(0, default_ctx);
         f
     }
@@ -430,6 +493,7 @@ impl File {
         let state = Arc::new(CtxState::default());
         state.bannable.store(true, Ordering::Relaxed);
         GemContext {
+            used: AtomicBool::new(false),
             vm,
             engines: None,
             recoverable: true,
@@ -628,9 +692,13 @@ impl File {
 
     // ---- contexts and VMs --------------------------------------------------------
 
+    /// Looks a context up as i915's `i915_gem_context_lookup()` does, which finishes its
+    /// creation.
     fn ctx(&self, id: u64) -> IoResult<&GemContext> {
         let id = u32::try_from(id).map_err(|_| libc::ENOENT)?;
-        self.contexts.get(id).ok_or(libc::ENOENT)
+        let c = self.contexts.get(id).ok_or(libc::ENOENT)?;
+        c.used.store(true, Ordering::Relaxed);
+        Ok(c)
     }
 
     fn parse_engines(&self, data: &[u8]) -> IoResult<Vec<Option<EngineDesc>>> {
@@ -685,6 +753,7 @@ impl File {
             CONTEXT_PARAM_RECOVERABLE => {
                 size0()?;
                 c.recoverable = p.value != 0;
+                c.state.unrecoverable.store(p.value == 0, Ordering::Relaxed);
             }
             CONTEXT_PARAM_PRIORITY => c.priority = File::check_priority(p.size, p.value)?,
             CONTEXT_PARAM_PERSISTENCE => {
@@ -701,12 +770,12 @@ impl File {
                     return Err(libc::EINVAL);
                 }
             }
-            CONTEXT_PARAM_VM if creating => {
+            CONTEXT_PARAM_VM if creating || !c.used.load(Ordering::Relaxed) => {
                 size0()?;
                 let id = u32::try_from(p.value).map_err(|_| libc::ENOENT)?;
                 c.vm = self.vms.get(id).cloned().ok_or(libc::ENOENT)?;
             }
-            CONTEXT_PARAM_ENGINES if creating => c.engines = Some(self.parse_engines(&p.data)?),
+            CONTEXT_PARAM_ENGINES if creating || !c.used.load(Ordering::Relaxed) => c.engines = Some(self.parse_engines(&p.data)?),
             CONTEXT_PARAM_PROTECTED_CONTENT => return Err(libc::ENODEV),
             _ => return Err(libc::EINVAL),
         }
@@ -818,7 +887,14 @@ impl File {
         }
         let (class, inst) = match idx {
             0 | 1 => (ENGINE_CLASS_RENDER, 0),
-            2 => (ENGINE_CLASS_VIDEO, if (flags & EXEC_BSD_MASK) >> 13 == 2 { 1 } else { 0 }),
+            // i915's `eb_select_legacy_ring()`: with more than one video engine the BSD
+            // selector picks one (default, ring 1, ring 2); 3 is invalid.
+            2 if self.dev.engine(ENGINE_CLASS_VIDEO, 1).is_some() => match (flags & EXEC_BSD_MASK) >> 13 {
+                0 | 1 => (ENGINE_CLASS_VIDEO, 0),
+                2 => (ENGINE_CLASS_VIDEO, 1),
+                _ => return Err(libc::EINVAL),
+            },
+            2 => (ENGINE_CLASS_VIDEO, 0),
             3 => (ENGINE_CLASS_COPY, 0),
             4 => (ENGINE_CLASS_VIDEO_ENHANCE, 0),
             _ => return Err(libc::EINVAL),
@@ -900,7 +976,14 @@ impl File {
                 }
                 vm.bind_at(o, at, &objs)?;
             } else if vm.address_of(o).is_none_or(|s| s + o.size > limit || (e.alignment > 1 && s % e.alignment != 0)) {
-                let at = vm.find_hole(o.size, e.alignment, limit).ok_or(libc::ENOSPC)?;
+                // As i915's first try in `eb_pin_vma()`: the offset userspace presumes, when
+                // that range is free; else a hole.
+                let hint = noncanonical(e.offset);
+                let at = if e.offset != 0 && vm.is_free(hint, o.size, e.alignment, limit) {
+                    hint
+                } else {
+                    vm.find_hole(o.size, e.alignment, limit).ok_or(libc::ENOSPC)?
+                };
                 vm.bind_at(o, at, &objs)?;
             }
         }
@@ -1026,6 +1109,47 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_busy_object_keeps_it_bound_until_idle() {
+        const SEMAPHORE_WAIT_EQ: u32 = (0x1c << 23) | (1 << 15) | (4 << 12) | 2;
+        let mut f = file();
+        let batch = f.gem_create(4096).expect("create");
+        let sem = f.gem_create(4096).expect("create");
+        write_batch(&f, batch, &[SEMAPHORE_WAIT_EQ, 1, 0x20_0000, 0, SDI | 2, 0x20_0010, 0, 0x99, END]);
+        let sem_obj = f.object(sem).expect("o");
+        let fence = exec(
+            &mut f,
+            0,
+            EXEC_BATCH_FIRST,
+            vec![(pinned(batch, 0x10_0000, false), vec![]), (pinned(sem, 0x20_0000, true), vec![])],
+        )
+        .expect("exec");
+        // Both handles go while the batch spins; it must still find its pages.
+        f.gem_close(batch).expect("close");
+        f.gem_close(sem).expect("close");
+        sem_obj.mem.write_u32(0, 1).expect("w");
+        assert_eq!(fence.wait(), 0);
+        assert_eq!(sem_obj.mem.read_u32(0x10).expect("r"), 0x99);
+        // Idle now: a new object can take the range.
+        let other = f.gem_create(4096).expect("create");
+        write_batch(&f, other, &[END]);
+        let fence = exec(&mut f, 0, 0, vec![(pinned(other, 0x10_0000, false), vec![])]).expect("exec");
+        assert_eq!(fence.wait(), 0);
+    }
+
+    #[test]
+    fn bsd_selector_with_two_video_engines() {
+        let mut f = file();
+        let b = f.gem_create(4096).expect("create");
+        write_batch(&f, b, &[END]);
+        let objs = || vec![(pinned(b, 0x10_0000, false), vec![])];
+        for sel in [0u64, 1, 2] {
+            assert_eq!(exec(&mut f, 0, 2 | sel << 13, objs()).map(|x| x.wait()), Ok(0), "selector {sel}");
+        }
+        assert_eq!(exec(&mut f, 0, 2 | 3 << 13, objs()).err(), Some(libc::EINVAL));
+        assert_eq!(exec(&mut f, 0, 1 | 1 << 13, objs()).err(), Some(libc::EINVAL));
+    }
+
+    #[test]
     fn relocations_with_handle_lut() {
         let mut f = file();
         let target = f.gem_create(4096).expect("create");
@@ -1042,9 +1166,23 @@ mod tests {
     #[test]
     fn hang_bans_the_context_and_counts() {
         let mut f = file();
-        let ctx = f.context_create(0, &[]).expect("ctx");
         let batch = f.gem_create(4096).expect("create");
         write_batch(&f, batch, &[(0x31 << 23) | (1 << 8) | 1, 0x10_0000, 0]);
+        // A recoverable context survives two hangs; the third in quick succession bans it.
+        let ctx = f.context_create(0, &[]).expect("ctx");
+        for _ in 0..3 {
+            let fence =
+                exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
+            assert_eq!(fence.wait(), -libc::EIO);
+        }
+        assert_eq!(
+            exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).err(),
+            Some(libc::EIO)
+        );
+        // An unrecoverable one goes at the first.
+        let norecover =
+            SetParam { base_ok: true, ctx_id: 0, size: 0, param: CONTEXT_PARAM_RECOVERABLE, value: 0, data: vec![] };
+        let ctx = f.context_create(CONTEXT_CREATE_FLAGS_USE_EXTENSIONS, &[norecover]).expect("ctx");
         let fence = exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
         assert_eq!(fence.wait(), -libc::EIO);
         assert_eq!(
@@ -1052,7 +1190,7 @@ mod tests {
             Some(libc::EIO)
         );
         let (resets, active, _) = f.reset_stats(ctx, 0, 0).expect("stats");
-        assert_eq!((resets, active), (1, 1));
+        assert_eq!((resets, active), (4, 1));
         f.context_destroy(ctx, 0).expect("destroy");
         assert_eq!(f.reset_stats(ctx, 0, 0).err(), Some(libc::ENOENT));
     }
@@ -1092,6 +1230,30 @@ mod tests {
         let bad =
             SetParam { base_ok: true, ctx_id: 0, size: 0, param: CONTEXT_PARAM_PRIORITY, value: 5000, data: vec![] };
         assert_eq!(f.context_create(CONTEXT_CREATE_FLAGS_USE_EXTENSIONS, &[bad]).err(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn unpinned_objects_go_where_userspace_presumes() {
+        let mut f = file();
+        let b = f.gem_create(4096).expect("create");
+        write_batch(&f, b, &[END]);
+        let hinted = ExecObject { handle: b, offset: 48 << 20, ..Default::default() };
+        assert_eq!(exec(&mut f, 0, 0, vec![(hinted, vec![])]).map(|x| x.wait()), Ok(0));
+        let c = f.ctx(0).expect("ctx");
+        assert_eq!(c.vm.address_of(&f.object(b).expect("o")), Some(48 << 20));
+    }
+
+    #[test]
+    fn unused_contexts_take_a_vm() {
+        let mut f = file();
+        let vm = f.vm_create(0, 0).expect("vm");
+        let ctx = f.context_create(0, &[]).expect("ctx");
+        assert_eq!(f.context_setparam(ctx, 0, CONTEXT_PARAM_VM, u64::MAX), Err(libc::ENOENT));
+        assert_eq!(f.context_setparam(ctx, 0, CONTEXT_PARAM_VM, u64::from(vm)), Ok(()));
+        assert_eq!(f.context_setparam(0, 0, CONTEXT_PARAM_VM, u64::from(vm)), Err(libc::EINVAL));
+        // Once used, it keeps its VM.
+        f.context_getparam(ctx, 0, CONTEXT_PARAM_GTT_SIZE).expect("getparam");
+        assert_eq!(f.context_setparam(ctx, 0, CONTEXT_PARAM_VM, u64::from(vm)), Err(libc::EINVAL));
     }
 
     #[test]

@@ -458,6 +458,13 @@ fn hang_bans_the_context_in_the_shmem_mask() {
     }
     let gem_ctx = create(&mut g);
     assert_eq!(gem_ctx, 1);
+    // Not recoverable: i915 bans such a context at its first hang.
+    let mut sp = vec![0u8; 8 + 24];
+    wr32(&mut sp, 0, 0xc018_6475);
+    wr32(&mut sp, 8, gem_ctx);
+    wr32(&mut sp, 16, 8);
+    let r = g.call(1, &sp, 32).expect("answered");
+    assert_eq!(rd32(&r, 4), 0);
     let (batch, bp) = g.bo(4096);
     write_dwords(bp, &[(0x31 << 23) | (1 << 8) | 1, 0x10_0000, 0]);
     let (ret, id) = g.exec(u64::from(gem_ctx), 0, &[(batch, 0x10_0000, false)]);

@@ -87,15 +87,19 @@ kernel::static_assert!(size_of::<Reloc>() == 32);
 /// `I915_EXEC_*` flags.
 mod flags {
     pub(super) const RING_MASK: u64 = 0x3f;
+    pub(super) const CONSTANTS_MASK: u64 = 3 << 6;
+    pub(super) const GEN7_SOL_RESET: u64 = 1 << 8;
     pub(super) const SECURE: u64 = 1 << 9;
     pub(super) const HANDLE_LUT: u64 = 1 << 12;
+    pub(super) const RESOURCE_STREAMER: u64 = 1 << 15;
     pub(super) const FENCE_IN: u64 = 1 << 16;
     pub(super) const FENCE_OUT: u64 = 1 << 17;
     pub(super) const FENCE_ARRAY: u64 = 1 << 19;
     pub(super) const FENCE_SUBMIT: u64 = 1 << 20;
     pub(super) const USE_EXTENSIONS: u64 = 1 << 21;
-    /// Every bit above `USE_EXTENSIONS` (`__I915_EXEC_ILLEGAL_FLAGS`).
-    pub(super) const ILLEGAL: u64 = !((USE_EXTENSIONS << 1) - 1);
+    /// Every bit above `USE_EXTENSIONS`, the relative-constants modes and the resource
+    /// streamer (`__I915_EXEC_ILLEGAL_FLAGS`).
+    pub(super) const ILLEGAL: u64 = !((USE_EXTENSIONS << 1) - 1) | CONSTANTS_MASK | RESOURCE_STREAMER;
 }
 
 /// `EXEC_OBJECT_WRITE`.
@@ -164,6 +168,10 @@ fn check_args(args: &mut uapi::drm_i915_gem_execbuffer2) -> Result {
     {
         return Err(EINVAL);
     }
+    // Without fences, `rsvd2` carries nothing: i915 before fences refused it dirty.
+    if args.rsvd2 != 0 {
+        return Err(EINVAL);
+    }
     Ok(())
 }
 
@@ -228,12 +236,19 @@ impl File {
         }
         let relocs_count = u32::try_from(relocs.len()).map_err(|_| EINVAL)?;
 
+        // The streamout reset is for graphics version 7 render engines only; i915 finds out
+        // once the request exists, after every other check but the host's.
+        if args.flags & flags::GEN7_SOL_RESET != 0 {
+            return Err(EINVAL);
+        }
+
         for (e, obj) in list.iter_mut().zip(objects.iter()) {
             // i915 cannot get the pages of a purged object.
             if obj.is_purged() {
                 return Err(EFAULT);
             }
             e.handle = obj.res_id();
+            obj.mark_used();
             if e.relocation_count == 0 {
                 e.relocs_ptr = 0;
             }

@@ -114,6 +114,10 @@ struct HostState {
     /// The `I915_MMAP_OFFSET_*` mode sent with `GEM_SET_MMAP_MODE`, once.
     mode: Option<u32>,
     window: Option<Window>,
+    /// i915 would hold pages for the object: a CPU fault mapped it, or a batch used it
+    /// (copies through a kernel mapping do not count: i915 writes shmem objects without
+    /// getting their pages). Cleared by an eviction, as i915's shrinker drops pages.
+    pages: bool,
 }
 
 /// What userspace said of an object's contents (`GEM_MADVISE`), and whether they are gone.
@@ -172,6 +176,7 @@ impl MapSlot {
                     madv: Madv::WillNeed,
                     mode: None,
                     window: None,
+                    pages: false,
                 }),
             }),
             GFP_KERNEL,
@@ -195,6 +200,7 @@ impl MapSlot {
         dev: &IoctlDevice,
         bound: &Bound<'_>,
         shared: &Shared,
+        fault: bool,
         f: impl FnOnce(u64, PfnCache) -> R,
     ) -> Result<R> {
         let mut st = self.state.lock();
@@ -205,7 +211,14 @@ impl MapSlot {
             self.map(&mut st, dev, bound, shared)?;
         }
         let w = st.window.ok_or(EIO)?;
-        Ok(f(w.offset, w.cache.ok_or(EIO)?))
+        let r = f(w.offset, w.cache.ok_or(EIO)?);
+        st.pages |= fault;
+        Ok(r)
+    }
+
+    /// Records that a batch uses the object (i915 holds its pages from then on).
+    fn mark_used(&self) {
+        self.state.lock().pages = true;
     }
 
     /// Takes a window range and has the host map the object there.
@@ -222,10 +235,12 @@ impl MapSlot {
             .alloc_window(self, self.size, dev, bound)
             .inspect_err(|e| {
                 if *e == ENOSPC {
-                    kernel::pr_warn_once!(
-                    "virtio_intel: an object of {} bytes does not fit the host-visible window\n",
-                    self.size
-                );
+                    // Userspace asked for it: information, not a warning.
+                    kernel::pr_info_once!(
+                        "virtio_intel: an object of {} bytes does not fit the host-visible \
+                         window\n",
+                        self.size
+                    );
                 }
             })?;
         st.window = Some(Window {
@@ -287,6 +302,7 @@ impl MapSlot {
             .map(|_| ());
         if settled(&r) {
             st.window = None;
+            st.pages = false;
             shared.free_hostmem(w.offset);
             shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -299,9 +315,10 @@ impl MapSlot {
         Evict::Gone
     }
 
-    /// Sets the object's advice (`GEM_MADVISE`); a `DONTNEED` object not in the window is
-    /// purged at once (as i915 truncates one without pages). Returns whether the contents
-    /// are still there (`retained`).
+    /// Sets the object's advice (`GEM_MADVISE`); a `DONTNEED` object that i915 would hold no
+    /// pages for (never faulted in or used by a batch since its last eviction) is purged at
+    /// once, as i915 truncates one without pages. Returns whether the contents are still
+    /// there (`retained`).
     pub(crate) fn madvise(
         &self,
         advice: Madv,
@@ -313,7 +330,7 @@ impl MapSlot {
         if st.madv != Madv::Purged {
             st.madv = advice;
         }
-        if st.madv == Madv::DontNeed && st.window.is_none() {
+        if st.madv == Madv::DontNeed && !st.pages {
             self.purge(&mut st, dev, bound, shared);
         }
         st.madv != Madv::Purged
@@ -439,7 +456,7 @@ impl drm::gem::DriverObject for Bo {
         guard.registration_data_with(|bound| {
             let r = obj
                 .slot
-                .with_window(&obj.dev, bound, &obj.shared, |offset, cache| {
+                .with_window(&obj.dev, bound, &obj.shared, true, |offset, cache| {
                     let pfn = (page as u64)
                         .checked_mul(PAGE_SIZE as u64)
                         .and_then(|at| offset.checked_add(at))
@@ -572,7 +589,12 @@ impl Bo {
         bound: &Bound<'_>,
         f: impl FnOnce(u64, PfnCache) -> R,
     ) -> Result<R> {
-        self.slot.with_window(&self.dev, bound, &self.shared, f)
+        self.slot.with_window(&self.dev, bound, &self.shared, false, f)
+    }
+
+    /// Records that a batch uses the object (see [`MapSlot::madvise`]).
+    pub(crate) fn mark_used(&self) {
+        self.slot.mark_used()
     }
 }
 

@@ -30,10 +30,6 @@ use kernel::{
     },
     drm,
     prelude::*,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    },
     uapi,
 };
 use zerocopy_derive::Immutable;
@@ -89,8 +85,6 @@ const EXT_SETPARAM: u32 = 0;
 const SSEU_SIZE: u32 = 32;
 /// Most bytes the host takes inline for one parameter.
 const HOST_INLINE_MAX: u32 = 128;
-/// i915's user priority range (`I915_CONTEXT_MIN/MAX_USER_PRIORITY`).
-const PRIORITY_RANGE: core::ops::RangeInclusive<i64> = -1023..=1023;
 
 /// `struct drm_i915_gem_context_param`.
 #[repr(C)]
@@ -242,10 +236,7 @@ impl CreateParams {
                 size_zero(p)?;
                 self.push(p, &[])
             }
-            param::PRIORITY => {
-                check_priority(p)?;
-                self.push(p, &[])
-            }
+            param::PRIORITY => check_priority(p),
             // SSEU can be set only on graphics version 11.
             param::SSEU if p.size < SSEU_SIZE => Err(EINVAL),
             param::SSEU => Err(ENODEV),
@@ -327,17 +318,12 @@ fn check_bannable(value: u64) -> Result {
     Ok(())
 }
 
-/// `validate_priority()`: size 0, i915's range, and `CAP_SYS_NICE` above the default.
+/// `validate_priority()` of an i915 without a priority scheduler (`I915_PARAM_HAS_SCHEDULER`
+/// is 0 here): size 0, then `ENODEV`. The host takes only the default priority, and
+/// compares it unsigned, so negative priorities would fail there too.
 fn check_priority(p: &ContextParam) -> Result {
     size_zero(p)?;
-    let prio = p.value as i64;
-    if !PRIORITY_RANGE.contains(&prio) {
-        return Err(EINVAL);
-    }
-    if prio > 0 && !capable(Capability::SYS_NICE) {
-        return Err(EPERM);
-    }
-    Ok(())
+    Err(ENODEV)
 }
 
 impl File {
@@ -506,36 +492,6 @@ impl File {
                 args.size = 0;
                 args.value = u64::from(v);
             }
-            param::ENGINES => {
-                let map = this.with_gem_ctx(args.ctx_id, |c| {
-                    c.engines.as_ref().map(|m| {
-                        let mut v = KVec::new();
-                        for &(cl, i) in m.iter() {
-                            v.extend_from_slice(&cl.to_le_bytes(), GFP_KERNEL)?;
-                            v.extend_from_slice(&i.to_le_bytes(), GFP_KERNEL)?;
-                        }
-                        Ok::<_, Error>(v)
-                    })
-                })?;
-                let Some(map) = map else {
-                    args.size = 0;
-                    return Ok(0);
-                };
-                let map = map?;
-                let size = u32::try_from(8 + map.len()).map_err(|_| EINVAL)?;
-                if args.size == 0 {
-                    args.size = size;
-                    return Ok(0);
-                }
-                if args.size < size {
-                    return Err(EINVAL);
-                }
-                let addr = usize::try_from(args.value).map_err(|_| EFAULT)?;
-                let mut w = UserSlice::new(UserPtr::from_addr(addr), size as usize).writer();
-                w.write_slice(&0u64.to_le_bytes())?;
-                w.write_slice(&map)?;
-                args.size = size;
-            }
             param::SSEU => {
                 if args.size == 0 {
                     args.size = SSEU_SIZE;
@@ -579,21 +535,26 @@ impl File {
                 size_zero(&p)?;
                 this.with_gem_ctx(p.ctx_id, |c| c.no_error_capture = p.value != 0)?;
             }
+            // The host cannot change these after creation: asking for the current value
+            // succeeds, a change is refused.
             param::BANNABLE => {
                 size_zero(&p)?;
                 check_bannable(p.value)?;
-                return Err(ENODEV);
+                if this.with_gem_ctx(p.ctx_id, |c| c.bannable)? != (p.value != 0) {
+                    return Err(ENODEV);
+                }
             }
             param::PERSISTENCE => {
                 size_zero(&p)?;
-                return Err(ENODEV);
-            }
-            param::RECOVERABLE | param::PRIORITY => {
-                if p.param == param::PRIORITY {
-                    check_priority(&p)?;
-                } else {
-                    size_zero(&p)?;
+                if this.with_gem_ctx(p.ctx_id, |c| c.persistent)? != (p.value != 0) {
+                    return Err(ENODEV);
                 }
+            }
+            param::PRIORITY => check_priority(&p)?,
+            // The host's i915 decides: a context not used yet takes a VM (i915 finishes
+            // creating contexts at first use up to graphics version 12), a used one does not.
+            param::RECOVERABLE | param::VM => {
+                size_zero(&p)?;
                 let arg = ContextParam {
                     ctx_id: p.ctx_id.to_le(),
                     size: 0,
@@ -607,7 +568,6 @@ impl File {
             param::BAN_PERIOD
             | param::NO_ZEROMAP
             | param::GTT_SIZE
-            | param::VM
             | param::ENGINES
             | param::RINGSIZE
             | param::PROTECTED_CONTENT => return Err(EINVAL),

@@ -235,8 +235,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The state of a device whose host-visible window is `region_len` bytes: a sixteenth of
-    /// it (at most 16 MiB, at least one page per context for 4 contexts) holds response
-    /// pages, the rest objects.
+    /// it (at most 64 MiB: 4,096 host contexts, one per file that used the device; at least
+    /// 4) holds response pages, the rest objects.
     ///
     /// # Errors
     ///
@@ -247,7 +247,7 @@ impl Shared {
         blob_alignment: u64,
     ) -> Result<Arc<Self>> {
         let align = |n: u64| n.div_ceil(blob_alignment) * blob_alignment;
-        let pages_len = align((region_len / 16).clamp(4 * RESPONSE_PAGE, 16 << 20));
+        let pages_len = align((region_len / 16).clamp(4 * RESPONSE_PAGE, 64 << 20));
         if pages_len >= region_len {
             return Err(ENODEV);
         }
