@@ -292,7 +292,9 @@ impl Fence {
         let r = unsafe { bindings::dma_fence_wait_timeout(self.as_raw(), interruptible, timeout) };
         match r {
             0 => Err(ETIMEDOUT),
-            r if r < 0 => Err(Error::from_errno(i32::try_from(r).unwrap_or(-22))),
+            r if r < 0 => Err(Error::from_errno(
+                i32::try_from(r).unwrap_or(EINVAL.to_errno()),
+            )),
             // `r` is positive.
             left => Ok(left as Jiffies),
         }

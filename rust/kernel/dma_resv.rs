@@ -18,7 +18,10 @@ use crate::{
     dma_fence::Fence,
     prelude::*,
     time::Jiffies,
-    types::Opaque, //
+    types::{
+        NotThreadSafe,
+        Opaque, //
+    },
 };
 use core::ptr::{
     self,
@@ -44,6 +47,7 @@ impl Usage {
     /// What a job that writes (`write`) or reads the buffer must wait for, and what such a job
     /// adds (`dma_resv_usage_rw()`): a write waits for reads and writes, a read only for
     /// writes.
+    #[inline]
     pub fn rw(write: bool) -> Self {
         if write {
             Self::Read
@@ -79,6 +83,7 @@ impl Resv {
         unsafe { &*ptr.cast::<Self>() }
     }
 
+    #[inline]
     fn as_raw(&self) -> *mut bindings::dma_resv {
         self.0.get()
     }
@@ -93,7 +98,10 @@ impl Resv {
         // context the lock cannot fail.
         unsafe { bindings::dma_resv_lock(self.as_raw(), ptr::null_mut()) };
         // INVARIANT: We hold the lock now.
-        ResvGuard { resv: self }
+        ResvGuard {
+            resv: self,
+            _not_send: NotThreadSafe,
+        }
     }
 
     /// As [`Self::lock`], but a signal ends the wait for the lock
@@ -110,7 +118,10 @@ impl Resv {
             return Err(Error::from_errno(r));
         }
         // INVARIANT: We hold the lock now.
-        Ok(ResvGuard { resv: self })
+        Ok(ResvGuard {
+            resv: self,
+            _not_send: NotThreadSafe,
+        })
     }
 
     /// Whether every fence of kind `usage` (and of the kinds before it) has signalled
@@ -128,7 +139,12 @@ impl Resv {
     /// # Errors
     ///
     /// `ETIME` when a fence did not signal in time, `ERESTARTSYS` on a signal.
-    pub fn wait_timeout(&self, usage: Usage, interruptible: bool, timeout: Jiffies) -> Result<Jiffies> {
+    pub fn wait_timeout(
+        &self,
+        usage: Usage,
+        interruptible: bool,
+        timeout: Jiffies,
+    ) -> Result<Jiffies> {
         // At most `MAX_SCHEDULE_TIMEOUT` (`LONG_MAX`): wait without a bound.
         let timeout = timeout.min(crate::ffi::c_long::MAX as Jiffies) as crate::ffi::c_ulong;
         // SAFETY: `as_raw()` is a live reservation object; this may sleep, as a wait does.
@@ -137,7 +153,9 @@ impl Resv {
         };
         match r {
             0 => Err(ETIME),
-            r if r < 0 => Err(Error::from_errno(i32::try_from(r).unwrap_or(-22))),
+            r if r < 0 => Err(Error::from_errno(
+                i32::try_from(r).unwrap_or(EINVAL.to_errno()),
+            )),
             // `r` is positive.
             left => Ok(left as Jiffies),
         }
@@ -183,20 +201,23 @@ impl Resv {
     }
 }
 
-/// The lock of a [`Resv`], released when dropped.
+/// The lock of a [`Resv`], released when dropped. It stays with the task that took it (a
+/// ww mutex is unlocked by its owner).
 ///
 /// # Invariants
 ///
 /// The guard holds the lock of `resv`.
+#[must_use = "the lock is released at once if the guard is not kept"]
 pub struct ResvGuard<'a> {
     resv: &'a Resv,
+    _not_send: NotThreadSafe,
 }
 
 impl ResvGuard<'_> {
     /// Adds `fence` with kind `usage` (`dma_resv_reserve_fences()` then
     /// `dma_resv_add_fence()`). The object takes its own reference. A fence of the same
-    /// context that is already there is replaced (a later fence of one context covers an
-    /// earlier one).
+    /// context already there with a kind no later than `usage` is replaced when `fence` is
+    /// the later of the two, as `dma_resv_add_fence()` does.
     ///
     /// # Errors
     ///

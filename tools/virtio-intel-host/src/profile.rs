@@ -1045,7 +1045,7 @@ mod tests {
         assert_eq!(u16_at(&m, 18), 0);
         assert_eq!(u32_at(&m, 20), 0);
         assert_eq!(u64_at(&m, 24), p.system_memory); // probed_size
-        // System memory is not tracked: unallocated is the total, as i915 and IGT have it.
+                                                     // System memory is not tracked: unallocated is the total, as i915 and IGT have it.
         let live = p.system_memory;
         assert_eq!(u64_at(&m, 32), live); // unallocated_size
         assert_eq!(u64_at(&m, 40), p.system_memory); // probed_cpu_visible_size

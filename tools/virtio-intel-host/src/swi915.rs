@@ -775,7 +775,9 @@ impl File {
                 let id = u32::try_from(p.value).map_err(|_| libc::ENOENT)?;
                 c.vm = self.vms.get(id).cloned().ok_or(libc::ENOENT)?;
             }
-            CONTEXT_PARAM_ENGINES if creating || !c.used.load(Ordering::Relaxed) => c.engines = Some(self.parse_engines(&p.data)?),
+            CONTEXT_PARAM_ENGINES if creating || !c.used.load(Ordering::Relaxed) => {
+                c.engines = Some(self.parse_engines(&p.data)?)
+            }
             CONTEXT_PARAM_PROTECTED_CONTENT => return Err(libc::ENODEV),
             _ => return Err(libc::EINVAL),
         }
@@ -1171,8 +1173,7 @@ mod tests {
         // A recoverable context survives two hangs; the third in quick succession bans it.
         let ctx = f.context_create(0, &[]).expect("ctx");
         for _ in 0..3 {
-            let fence =
-                exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
+            let fence = exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
             assert_eq!(fence.wait(), -libc::EIO);
         }
         assert_eq!(

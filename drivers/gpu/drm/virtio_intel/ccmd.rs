@@ -617,7 +617,7 @@ impl Ccmd for GemContextCreate {
         GemContextCreateReq {
             hdr,
             flags: self.flags.to_le(),
-            // The callers build `params` from at most 64 elements of at most 184 bytes.
+            // The callers build `params` from at most 512 chain links of at most 184 bytes.
             params_size: (self.params.len() as u32).to_le(),
         }
     }

@@ -98,6 +98,8 @@ const SLOT_ALIGN: u64 = 8;
 const SCRATCH_SLOT: usize = 16;
 /// How long closing a file waits for its batches before the host context goes.
 const BATCH_DRAIN_MS: u32 = 10_000;
+/// How long an accepted batch's fenced submit waits for room on the control queue.
+const FENCE_ROOM_MS: u32 = 60_000;
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
@@ -246,10 +248,14 @@ struct Calls {
     /// Signalled when a slot is freed.
     #[pin]
     freed: CondVar,
-    /// The execbuffer rings. Held from an execbuffer's ccmd to its fenced submit: the host
-    /// fences a ring's latest execbuffer, so nothing may come between the two.
+    /// The execbuffer rings' fence ids. Held from an execbuffer's ccmd to its fenced submit:
+    /// the host fences a ring's latest execbuffer, so nothing may come between the two.
     #[pin]
     exec: Mutex<ExecRings>,
+    /// The execbuffer timelines (held only briefly: `GEM_THROTTLE` and teardown look at
+    /// them while an execbuffer waits for the host).
+    #[pin]
+    timelines: Mutex<KVec<RingTimeline>>,
 }
 
 /// Highest host ring (`1 +` the highest engine index).
@@ -257,7 +263,9 @@ pub(crate) const MAX_RING: u8 = 64;
 
 /// The fences of execbuffers on host ring `ring` to engines of class `class`.
 struct RingTimeline {
+    /// The host ring (`1 +` the engine index).
     ring: u8,
+    /// The `I915_ENGINE_CLASS_*` of the engines.
     class: u16,
     timeline: Arc<Timeline>,
 }
@@ -266,7 +274,6 @@ struct RingTimeline {
 struct ExecRings {
     /// The last fence id used on each host ring (by ring index; ring 0 is the ccmds').
     fence: [u64; MAX_RING as usize + 1],
-    timelines: KVec<RingTimeline>,
 }
 
 impl HostContext {
@@ -307,8 +314,8 @@ impl HostContext {
                 freed <- new_condvar!(),
                 exec <- new_mutex!(ExecRings {
                     fence: [0; MAX_RING as usize + 1],
-                    timelines: KVec::new(),
                 }),
+                timelines <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -447,7 +454,7 @@ impl HostContext {
             return Err(EINVAL);
         }
         let mut ex = self.calls.exec.lock();
-        let timeline = self.exec_timeline(&mut ex, ring, class)?;
+        let timeline = self.exec_timeline(ring, class)?;
         let id = ex.fence[ring as usize] + 1;
         // The fence exists before the batch does, so that nothing can fail once it runs. It
         // is handed out only if the batch runs; a fence id the host never sees is harmless
@@ -455,7 +462,7 @@ impl HostContext {
         let (fence, event) = timeline.emit(id)?;
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
-        match self.call_how(bound, c, &mut || {}, Wait::Uninterruptible) {
+        match self.call_once(bound, c) {
             Ok(Ok(())) => {}
             Ok(Err(errno)) => {
                 drop(ex);
@@ -468,7 +475,9 @@ impl HostContext {
                 return Err(e);
             }
         }
-        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        // Each batch in flight holds a queue slot with its fence: room may take as long as a
+        // batch does.
+        let mut left = msecs_to_jiffies(FENCE_ROOM_MS);
         let sent = bound.queue.send(
             &Submit3d::fenced(self.ctx_id, 0, id, ring),
             KVec::new(),
@@ -496,20 +505,20 @@ impl HostContext {
     }
 
     /// The timeline of ring `ring` for engine class `class`, created on first use.
-    fn exec_timeline(&self, ex: &mut ExecRings, ring: u8, class: u16) -> Result<Arc<Timeline>> {
-        if let Some(t) = ex
-            .timelines
+    fn exec_timeline(&self, ring: u8, class: u16) -> Result<Arc<Timeline>> {
+        let mut timelines = self.calls.timelines.lock();
+        if let Some(t) = timelines
             .iter()
             .find(|t| t.ring == ring && t.class == class)
         {
             return Ok(t.timeline.clone());
         }
-        ex.timelines.reserve(1, GFP_KERNEL)?;
+        timelines.reserve(1, GFP_KERNEL)?;
         let timeline = Timeline::new(self.ctx_id, ring, self.shared.stats.fences.clone())?;
         self.shared
             .add_fence_class(timeline.fence_context(), class)?;
         // Reserved above: this does not allocate.
-        ex.timelines.push(
+        timelines.push(
             RingTimeline {
                 ring,
                 class,
@@ -523,9 +532,9 @@ impl HostContext {
     /// For each timeline of this context's execbuffers, the latest batch fence not signalled
     /// yet that is at least `age` old (`GEM_THROTTLE` waits for them).
     pub(crate) fn batches_older_than(&self, age: kernel::time::Delta) -> Result<KVec<Fence>> {
-        let ex = self.calls.exec.lock();
+        let timelines = self.calls.timelines.lock();
         let mut v = KVec::new();
-        for t in ex.timelines.iter() {
+        for t in timelines.iter() {
             if let Some(f) = t.timeline.last_pending_older(age) {
                 v.push(f, GFP_KERNEL)?;
             }
@@ -538,9 +547,9 @@ impl HostContext {
     /// unreported. Returns whether all completed.
     fn wait_batches(&self, ms: u32) -> bool {
         let fences: KVec<Fence> = {
-            let ex = self.calls.exec.lock();
+            let timelines = self.calls.timelines.lock();
             let mut v = KVec::new();
-            for t in ex.timelines.iter() {
+            for t in timelines.iter() {
                 if let Some(f) = t.timeline.last_pending() {
                     if v.push(f, GFP_KERNEL).is_err() {
                         break;
@@ -557,6 +566,13 @@ impl HostContext {
             }
         }
         true
+    }
+
+    /// As [`Self::call`], but once the ccmd is queued its answer is waited for without
+    /// interruption (bounded): for ccmds that create or destroy host objects, which a
+    /// restarted ioctl must not repeat.
+    pub(crate) fn call_once<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
+        self.call_how(bound, c, &mut || {}, Wait::Uninterruptible)
     }
 
     /// Sends `c` and returns the host's decoded answer. Callable from many threads at once.
@@ -609,7 +625,14 @@ impl HostContext {
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
-        let r = self.call_in_slot(&bound.queue, &shm, c, (area_off, size), &mut left, then, how);
+        let r = self.call_in_slot(
+            &bound.queue,
+            &shm,
+            c,
+            (area_off, size),
+            (&mut left, how),
+            then,
+        );
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -760,16 +783,16 @@ impl HostContext {
     }
 
     /// Queues `c` with its answer in the slot at `area_off` (of `size` bytes) of the response
-    /// area, runs `then`, and waits; returns the slot's bytes.
+    /// area, runs `then`, and waits (for what is `left` of the bound, as `how` says); returns
+    /// the slot's bytes.
     fn call_in_slot<C: Ccmd>(
         &self,
         q: &ControlQueue<'_>,
         shm: &ShmMapping<'_>,
         c: &C,
         (area_off, size): (u64, usize),
-        left: &mut Jiffies,
+        (left, how): (&mut Jiffies, Wait),
         then: &mut dyn FnMut(),
-        how: Wait,
     ) -> core::result::Result<KVec<u8>, Abandon> {
         // The ccmd names its slot relative to the response area; the page holds it after
         // the `struct i915_shmem` header.
@@ -861,7 +884,10 @@ impl HostContext {
                 );
             }
         }
-        for t in self.calls.exec.lock().timelines.iter() {
+        // The host reports no fence of a destroyed context: those still pending fail now
+        // (a late answer finds nothing to retire), so no waiter is left hanging.
+        for t in self.calls.timelines.lock().iter() {
+            t.timeline.cancel();
             self.shared.remove_fence_class(t.timeline.fence_context());
         }
         let teardown = |cmd: &dyn Fn(&ControlQueue<'_>) -> Result| match bound {

@@ -99,7 +99,8 @@ mod flags {
     pub(super) const USE_EXTENSIONS: u64 = 1 << 21;
     /// Every bit above `USE_EXTENSIONS`, the relative-constants modes and the resource
     /// streamer (`__I915_EXEC_ILLEGAL_FLAGS`).
-    pub(super) const ILLEGAL: u64 = !((USE_EXTENSIONS << 1) - 1) | CONSTANTS_MASK | RESOURCE_STREAMER;
+    pub(super) const ILLEGAL: u64 =
+        !((USE_EXTENSIONS << 1) - 1) | CONSTANTS_MASK | RESOURCE_STREAMER;
 }
 
 /// `EXEC_OBJECT_WRITE`.
@@ -116,18 +117,22 @@ pub(crate) mod class {
 }
 
 /// The engine class of legacy ring selector `ring` (`I915_EXEC_DEFAULT` ... `_VEBOX`), as
-/// i915's `user_ring_map` has it. Other selectors are refused by the host's i915.
-pub(crate) fn legacy_class(ring: u64) -> u16 {
+/// i915's `user_ring_map` has it.
+///
+/// # Errors
+///
+/// `EINVAL` for a selector past `I915_EXEC_VEBOX`.
+pub(crate) fn legacy_class(ring: u64) -> Result<u16> {
     match ring {
-        2 => class::VIDEO,
-        3 => class::COPY,
-        4 => class::VIDEO_ENHANCE,
-        _ => class::RENDER,
+        0 | 1 => Ok(class::RENDER),
+        2 => Ok(class::VIDEO),
+        3 => Ok(class::COPY),
+        4 => Ok(class::VIDEO_ENHANCE),
+        _ => Err(EINVAL),
     }
 }
 
-/// The i915 checks of `i915_gem_check_execbuffer()` and the first ones of
-/// `i915_gem_do_execbuffer()`, in i915's order.
+/// `check_buffer_count()` and `i915_gem_check_execbuffer()`, in i915's order.
 fn check_args(args: &mut uapi::drm_i915_gem_execbuffer2) -> Result {
     // `check_buffer_count()`: at least one, and the exec list must be addressable.
     let count = args.buffer_count as usize;
@@ -153,6 +158,11 @@ fn check_args(args: &mut uapi::drm_i915_gem_execbuffer2) -> Result {
     if (args.batch_start_offset | args.batch_len) & 7 != 0 {
         return Err(EINVAL);
     }
+    Ok(())
+}
+
+/// The first checks of `i915_gem_do_execbuffer()`, after the exec list was read.
+fn check_do_args(args: &uapi::drm_i915_gem_execbuffer2) -> Result {
     // Secure batches are gone from graphics version 11 on (Tiger Lake is 12).
     if args.flags & flags::SECURE != 0 {
         return Err(ENODEV);
@@ -175,11 +185,19 @@ fn check_args(args: &mut uapi::drm_i915_gem_execbuffer2) -> Result {
     Ok(())
 }
 
+/// Most bytes of exec objects and relocations one execbuffer may carry: its ccmd is built in
+/// one allocation, and a user-sized request must fail cleanly (`ENOMEM`, as i915's
+/// allocation would), not reach the page allocator's limit.
+const MAX_PAYLOAD: usize = 2 << 20;
+
 /// Reads `count` `T`s from user address `addr`.
 fn read_array<T: FromBytes + IntoBytes + Copy>(addr: u64, count: usize) -> Result<KVec<T>> {
-    let len = count.checked_mul(size_of::<T>()).ok_or(EINVAL)?;
+    let len = count.checked_mul(size_of::<T>()).ok_or(ENOMEM)?;
+    if len > MAX_PAYLOAD {
+        return Err(ENOMEM);
+    }
     let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
-    let mut v = KVec::from_elem(T::new_zeroed(), count, GFP_KERNEL)?;
+    let mut v = KVec::from_elem(T::new_zeroed(), count, GFP_KERNEL | __GFP_NOWARN)?;
     UserSlice::new(UserPtr::from_addr(addr), len)
         .reader()
         .read_slice(v.as_mut_slice().as_mut_bytes())?;
@@ -204,6 +222,14 @@ impl File {
         check_args(args)?;
         let count = args.buffer_count as usize;
         let mut list: KVec<ExecObject> = read_array(args.buffers_ptr, count)?;
+        check_do_args(args)?;
+
+        // The context (`ENOENT`; i915 looks up the low 32 bits of `rsvd1`), then the engine
+        // (`EINVAL`), before any object, as `eb_select_context()` and `eb_select_engine()`.
+        let this = file.inner();
+        let ctx_id = (args.rsvd1 & 0xffff_ffff) as u32;
+        let engine = args.flags & flags::RING_MASK;
+        let class = this.engine_class(ctx_id, engine)?;
 
         // The objects, looked up in list order. The references keep them alive until their
         // fences are added.
@@ -215,6 +241,15 @@ impl File {
 
         // Relocations, each list read from its object's `relocs_ptr`, their targets named
         // by index (the host only knows res_ids, so it takes `I915_EXEC_HANDLE_LUT` always).
+        let total = list
+            .iter()
+            .try_fold(0usize, |n, e| n.checked_add(e.relocation_count as usize))
+            .and_then(|n| n.checked_mul(size_of::<Reloc>()))
+            .and_then(|n| n.checked_add(count * size_of::<ExecObject>()))
+            .ok_or(ENOMEM)?;
+        if total > MAX_PAYLOAD {
+            return Err(ENOMEM);
+        }
         let lut = args.flags & flags::HANDLE_LUT != 0;
         let mut relocs: KVec<Reloc> = KVec::new();
         for e in list.iter() {
@@ -232,7 +267,7 @@ impl File {
                     entry.target_handle = u32::try_from(at).map_err(|_| EINVAL)?;
                 }
             }
-            relocs.extend_from_slice(&r, GFP_KERNEL)?;
+            relocs.extend_from_slice(&r, GFP_KERNEL | __GFP_NOWARN)?;
         }
         let relocs_count = u32::try_from(relocs.len()).map_err(|_| EINVAL)?;
 
@@ -243,21 +278,18 @@ impl File {
         }
 
         for (e, obj) in list.iter_mut().zip(objects.iter()) {
-            // i915 cannot get the pages of a purged object.
-            if obj.is_purged() {
-                return Err(EFAULT);
-            }
+            // i915 cannot get the pages of a purged object; one that is not purged keeps
+            // its contents from here on (checked and marked under one lock).
+            obj.use_for_batch()?;
             e.handle = obj.res_id();
-            obj.mark_used();
             if e.relocation_count == 0 {
                 e.relocs_ptr = 0;
             }
         }
 
-        let mut payload = KVec::new();
+        let mut payload = KVec::with_capacity(total, GFP_KERNEL | __GFP_NOWARN)?;
         payload.extend_from_slice(list.as_slice().as_bytes(), GFP_KERNEL)?;
         payload.extend_from_slice(relocs.as_slice().as_bytes(), GFP_KERNEL)?;
-        let engine = args.flags & flags::RING_MASK;
         // The host's i915 gets the flags it can honour; the guest keeps the rest.
         let host_flags = (args.flags | flags::HANDLE_LUT)
             & !(flags::FENCE_IN
@@ -265,19 +297,15 @@ impl File {
                 | flags::FENCE_SUBMIT
                 | flags::FENCE_ARRAY
                 | flags::USE_EXTENSIONS);
-        // `rsvd1` carries the context id; i915 looks up its low 32 bits.
-        let ctx_id = args.rsvd1 & 0xffff_ffff;
         let cmd = GemExecbuffer2 {
             flags: host_flags,
-            ctx_id,
+            ctx_id: u64::from(ctx_id),
             buffer_count: args.buffer_count,
             batch_start_offset: args.batch_start_offset,
             batch_len: args.batch_len,
             relocs_count,
             payload,
         };
-        let this = file.inner();
-        let class = this.engine_class(ctx_id as u32, engine);
         let fence = this.with_ctx(bound, |ctx| {
             for obj in objects.iter() {
                 obj.attach_to(bound, ctx)?;
@@ -298,7 +326,10 @@ impl File {
             };
             let added = obj.resv().lock().add_fence(&fence, usage);
             if let Err(err) = added {
-                pr_debug!("virtio_intel: batch fence not added to an object: {:?}\n", err);
+                pr_debug!(
+                    "virtio_intel: batch fence not added to an object: {:?}\n",
+                    err
+                );
             }
         }
         Ok(0)

@@ -253,6 +253,20 @@ impl Timeline {
         self.state.lock().pending.last().map(|e| e.fence.fence())
     }
 
+    /// Fails every fence not signalled yet with `ECANCELED`, in order: their commands will
+    /// never be answered (the host context is gone). A later answer finds nothing to retire.
+    pub(crate) fn cancel(&self) {
+        {
+            let mut g = self.state.lock();
+            for e in g.pending.iter_mut() {
+                if e.error.is_none() {
+                    e.error = Some(ECANCELED);
+                }
+            }
+        }
+        self.signal_ready();
+    }
+
     /// The latest fence not signalled yet that was created at least `age` ago.
     pub(crate) fn last_pending_older(&self, age: Delta) -> Option<Fence> {
         self.state
@@ -398,6 +412,23 @@ mod tests {
         assert!(in_order.load(Ordering::Relaxed));
         assert_eq!(fences[14].error(), Some(ECANCELED));
         assert_eq!(fences[13].error(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn cancel_fails_pending_fences_and_late_answers_are_harmless() -> Result {
+        let wq = queue()?;
+        let t = Timeline::new(1, 4, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let (f1, e1) = t.emit(1)?;
+        let (f2, e2) = t.emit(2)?;
+        e1.retire(Ok(()), &wq);
+        wq.flush();
+        t.cancel();
+        assert_eq!((f1.error(), f2.error()), (None, Some(ECANCELED)));
+        assert_eq!(t.pending(), 0);
+        e2.retire(Ok(()), &wq);
+        wq.flush();
+        assert_eq!(t.pending(), 0);
         Ok(())
     }
 

@@ -217,8 +217,17 @@ impl MapSlot {
     }
 
     /// Records that a batch uses the object (i915 holds its pages from then on).
-    fn mark_used(&self) {
-        self.state.lock().pages = true;
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` for a purged object (i915 cannot get its pages).
+    fn use_for_batch(&self) -> Result {
+        let mut st = self.state.lock();
+        if st.madv == Madv::Purged {
+            return Err(EFAULT);
+        }
+        st.pages = true;
+        Ok(())
     }
 
     /// Takes a window range and has the host map the object there.
@@ -322,6 +331,7 @@ impl MapSlot {
     pub(crate) fn madvise(
         &self,
         advice: Madv,
+        busy: bool,
         dev: &IoctlDevice,
         bound: &Bound<'_>,
         shared: &Shared,
@@ -330,7 +340,8 @@ impl MapSlot {
         if st.madv != Madv::Purged {
             st.madv = advice;
         }
-        if st.madv == Madv::DontNeed && !st.pages {
+        // A batch still using it holds its pages too (i915: an active vma).
+        if st.madv == Madv::DontNeed && !st.pages && !busy {
             self.purge(&mut st, dev, bound, shared);
         }
         st.madv != Madv::Purged
@@ -573,9 +584,10 @@ impl Bo {
         Ok(())
     }
 
-    /// Sets the object's advice; see [`MapSlot::madvise`].
-    pub(crate) fn madvise(&self, bound: &Bound<'_>, advice: Madv) -> bool {
-        self.slot.madvise(advice, &self.dev, bound, &self.shared)
+    /// Sets the object's advice; see [`MapSlot::madvise`]. `busy`: a batch still uses it.
+    pub(crate) fn madvise(&self, bound: &Bound<'_>, advice: Madv, busy: bool) -> bool {
+        self.slot
+            .madvise(advice, busy, &self.dev, bound, &self.shared)
     }
 
     /// Whether the object's contents were released.
@@ -589,12 +601,17 @@ impl Bo {
         bound: &Bound<'_>,
         f: impl FnOnce(u64, PfnCache) -> R,
     ) -> Result<R> {
-        self.slot.with_window(&self.dev, bound, &self.shared, false, f)
+        self.slot
+            .with_window(&self.dev, bound, &self.shared, false, f)
     }
 
     /// Records that a batch uses the object (see [`MapSlot::madvise`]).
-    pub(crate) fn mark_used(&self) {
-        self.slot.mark_used()
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` for a purged object.
+    pub(crate) fn use_for_batch(&self) -> Result {
+        self.slot.use_for_batch()
     }
 }
 

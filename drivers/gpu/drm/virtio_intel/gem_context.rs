@@ -179,14 +179,21 @@ impl GemCtx {
         }
     }
 
-    /// The engine class that execbuffer ring selector `engine` names.
-    pub(crate) fn engine_class(&self, engine: u64) -> u16 {
+    /// The engine class that execbuffer ring selector `engine` names (`eb_select_engine()`).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an index past the engine map or an empty slot of it, or a legacy
+    /// selector i915 does not know; the host's i915 checks that the engine exists.
+    pub(crate) fn engine_class(&self, engine: u64) -> Result<u16> {
         match &self.engines {
             None => legacy_class(engine),
             Some(map) => usize::try_from(engine)
                 .ok()
                 .and_then(|i| map.get(i))
-                .map_or(class::INVALID, |&(c, _)| c),
+                .map(|&(c, _)| c)
+                .filter(|&c| c != class::INVALID)
+                .ok_or(EINVAL),
         }
     }
 }
@@ -261,12 +268,10 @@ impl CreateParams {
         }
     }
 
-    /// `set_proto_ctx_engines()`: an engine map, `struct i915_context_param_engines`.
+    /// `set_proto_ctx_engines()`: an engine map, `struct i915_context_param_engines`, once.
     fn set_engines(&mut self, p: &ContextParam) -> Result {
-        if p.size == 0 {
-            // Back to the legacy ring selectors.
-            self.ctx.engines = None;
-            return self.push(p, &[]);
+        if self.ctx.engines.is_some() {
+            return Err(EINVAL);
         }
         const HEAD: u32 = 8;
         const ENGINE: u32 = 4;
@@ -327,13 +332,22 @@ fn check_priority(p: &ContextParam) -> Result {
 }
 
 impl File {
-    /// Runs context ioctl `cmd` on the host (`IOCTL_SIMPLE`) with `arg`.
-    fn ctx_simple<T>(&self, bound: &Bound<'_>, cmd: u32, arg: T) -> Result<T>
+    /// Runs context ioctl `cmd` on the host (`IOCTL_SIMPLE`) with `arg`. With `once`, the
+    /// ioctl creates or destroys a host object: once queued, its answer is waited for
+    /// without interruption, so a restarted ioctl cannot repeat it.
+    fn ctx_simple<T>(&self, bound: &Bound<'_>, cmd: u32, arg: T, once: bool) -> Result<T>
     where
         T: FromBytes + IntoBytes + zerocopy::Immutable + Copy,
     {
-        self.with_ctx(bound, |ctx| ctx.call(bound, &IoctlSimple { cmd, arg }))?
-            .map_err(host_errno)
+        let c = IoctlSimple { cmd, arg };
+        self.with_ctx(bound, |ctx| {
+            if once {
+                ctx.call_once(bound, &c)
+            } else {
+                ctx.call(bound, &c)
+            }
+        })?
+        .map_err(host_errno)
     }
 
     /// Whether GEM context `id` exists (the default context 0 always does).
@@ -356,11 +370,13 @@ impl File {
         Err(ENOENT)
     }
 
-    /// The engine class execbuffer ring selector `engine` names on GEM context `id`
-    /// (render for a context the host will refuse anyway).
-    pub(crate) fn engine_class(&self, id: u32, engine: u64) -> u16 {
-        self.with_gem_ctx(id, |c| c.engine_class(engine))
-            .unwrap_or_else(|_| legacy_class(engine))
+    /// The engine class execbuffer ring selector `engine` names on GEM context `id`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` for an unknown context, `EINVAL` for an engine it does not have.
+    pub(crate) fn engine_class(&self, id: u32, engine: u64) -> Result<u16> {
+        self.with_gem_ctx(id, |c| c.engine_class(engine))?
     }
 
     /// `DRM_IOCTL_I915_GEM_CONTEXT_CREATE` and `_CREATE_EXT` (one ioctl number; the legacy
@@ -405,20 +421,27 @@ impl File {
         }
         let this = file.inner();
         let mut ctx = params.ctx;
-        // Room for the record first: once the host created the context, nothing may fail.
-        this.gem_ctxs().lock().reserve(1, GFP_KERNEL)?;
         let cmd = GemContextCreate {
             flags,
             params: params.wire,
         };
         let id = this
-            .with_ctx(bound, |c| c.call(bound, &cmd))?
+            .with_ctx(bound, |c| c.call_once(bound, &cmd))?
             .map_err(host_errno)?;
         ctx.id = id;
-        let mut g = this.gem_ctxs().lock();
-        g.retain(|c| c.id != id);
-        if g.push(ctx, GFP_KERNEL).is_err() {
-            pr_debug!("virtio_intel: GEM context {} not recorded\n", id);
+        let pushed = {
+            let mut g = this.gem_ctxs().lock();
+            g.retain(|c| c.id != id);
+            g.push(ctx, GFP_KERNEL).is_ok()
+        };
+        if !pushed {
+            // Without its record the context would be unusable: take it back.
+            let arg = ContextDestroy {
+                ctx_id: id.to_le(),
+                pad: 0,
+            };
+            let _ = this.ctx_simple(bound, simple::CONTEXT_DESTROY, arg, true);
+            return Err(ENOMEM);
         }
         args.ctx_id = id;
         Ok(0)
@@ -447,7 +470,7 @@ impl File {
             ctx_id: args.ctx_id.to_le(),
             pad: 0,
         };
-        this.ctx_simple(bound, simple::CONTEXT_DESTROY, arg)?;
+        this.ctx_simple(bound, simple::CONTEXT_DESTROY, arg, true)?;
         this.gem_ctxs().lock().retain(|c| c.id != args.ctx_id);
         Ok(0)
     }
@@ -477,11 +500,13 @@ impl File {
                     param: args.param.to_le(),
                     value: args.value.to_le(),
                 };
-                let out = this.ctx_simple(bound, simple::CONTEXT_GETPARAM, arg)?;
+                let out = this.ctx_simple(bound, simple::CONTEXT_GETPARAM, arg, false)?;
                 args.size = u32::from_le(out.size);
                 args.value = u64::from_le(out.value);
             }
-            param::NO_ERROR_CAPTURE | param::BANNABLE | param::PERSISTENCE
+            param::NO_ERROR_CAPTURE
+            | param::BANNABLE
+            | param::PERSISTENCE
             | param::PROTECTED_CONTENT => {
                 let v = this.with_gem_ctx(args.ctx_id, |c| match args.param {
                     param::NO_ERROR_CAPTURE => c.no_error_capture,
@@ -561,7 +586,7 @@ impl File {
                     param: p.param.to_le(),
                     value: p.value.to_le(),
                 };
-                this.ctx_simple(bound, simple::CONTEXT_SETPARAM, arg)?;
+                this.ctx_simple(bound, simple::CONTEXT_SETPARAM, arg, false)?;
             }
             param::SSEU if p.size < SSEU_SIZE => return Err(EINVAL),
             param::SSEU => return Err(ENODEV),
@@ -604,7 +629,7 @@ impl File {
             batch_pending: 0,
             pad: 0,
         };
-        let out = this.ctx_simple(bound, simple::GET_RESET_STATS, arg)?;
+        let out = this.ctx_simple(bound, simple::GET_RESET_STATS, arg, false)?;
         args.reset_count = if capable(Capability::SYS_ADMIN) {
             u32::from_le(out.reset_count)
         } else {
@@ -636,7 +661,9 @@ impl File {
             flags: 0,
             vm_id: 0,
         };
-        let out = file.inner().ctx_simple(bound, simple::VM_CREATE, arg)?;
+        let out = file
+            .inner()
+            .ctx_simple(bound, simple::VM_CREATE, arg, true)?;
         args.vm_id = u32::from_le(out.vm_id);
         Ok(0)
     }
@@ -664,7 +691,8 @@ impl File {
             flags: 0,
             vm_id: args.vm_id.to_le(),
         };
-        file.inner().ctx_simple(bound, simple::VM_DESTROY, arg)?;
+        file.inner()
+            .ctx_simple(bound, simple::VM_DESTROY, arg, true)?;
         Ok(0)
     }
 
@@ -684,7 +712,9 @@ impl File {
             offset: args.offset.to_le(),
             val: 0,
         };
-        let out = file.inner().ctx_simple(bound, simple::REG_READ, arg)?;
+        let out = file
+            .inner()
+            .ctx_simple(bound, simple::REG_READ, arg, false)?;
         args.val = u64::from_le(out.val);
         Ok(0)
     }

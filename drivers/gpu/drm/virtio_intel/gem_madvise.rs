@@ -10,6 +10,7 @@
 //! `SET_DOMAIN` `EFAULT`. `retained` tells whether the contents are still there.
 
 use kernel::{
+    dma_resv::Usage,
     drm::{
         self,
         gem::BaseObject, //
@@ -48,7 +49,8 @@ impl File {
             _ => return Err(EINVAL),
         };
         let obj = Object::lookup_handle(file, args.handle)?;
-        args.retained = u32::from(obj.madvise(bound, advice));
+        let busy = !obj.resv().test_signaled(Usage::Bookkeep);
+        args.retained = u32::from(obj.madvise(bound, advice, busy));
         Ok(0)
     }
 }

@@ -21,11 +21,11 @@
 //! `EIO` from execbuffer instead.)
 
 use kernel::{
+    dma_resv::Usage,
     drm::{
         self,
         gem::BaseObject, //
     },
-    dma_resv::Usage,
     page::PAGE_SIZE,
     prelude::*,
     time::{
@@ -107,7 +107,10 @@ impl File {
         let Some(ctx) = file.inner().host_ctx() else {
             return Ok(0);
         };
-        for f in ctx.batches_older_than(Delta::from_millis(THROTTLE_MS))?.iter() {
+        for f in ctx
+            .batches_older_than(Delta::from_millis(THROTTLE_MS))?
+            .iter()
+        {
             f.wait_timeout(true, Jiffies::MAX)?;
         }
         Ok(0)

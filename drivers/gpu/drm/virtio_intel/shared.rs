@@ -306,7 +306,9 @@ impl Shared {
 
     /// Forgets the class of fence context `fence_ctx` (its timeline is gone).
     pub(crate) fn remove_fence_class(&self, fence_ctx: u64) {
-        self.fence_classes.lock().retain(|&mut (c, _)| c != fence_ctx);
+        self.fence_classes
+            .lock()
+            .retain(|&mut (c, _)| c != fence_ctx);
     }
 
     /// The engine class of the fences of fence context `fence_ctx`, if this driver's.

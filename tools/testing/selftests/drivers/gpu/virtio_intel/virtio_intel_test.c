@@ -1973,6 +1973,9 @@ TEST_F(node, exec_errors_are_i915s)
 
 	eb.buffer_count = 0;
 	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	/* A list larger than one ccmd carries fails cleanly (no allocator warning). */
+	eb.buffer_count = 0x7fffffff;
+	EXPECT_EQ(-ENOMEM, execbuf(self->fd, &eb));
 	eb.buffer_count = 1;
 	eb.flags = 1ull << 22;
 	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
