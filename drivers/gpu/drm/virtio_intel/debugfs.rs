@@ -20,7 +20,7 @@
 //! `i915_params/reset` is the device's copy of i915's `reset` parameter (initialised from the
 //! module parameter when the device is bound), where IGT looks for i915's parameters and
 //! sets it before its hang detector runs. It is only recorded: the host's i915 resets its
-//! GPU by its own policy, and this driver submits no GPU work yet.
+//! GPU by its own policy.
 //!
 //! `i915_gem_objects` gives the number and total size of the device's GEM objects, in the
 //! form IGT parses (`"%u objects, %llu bytes"`); IGT compares counts to find leaks.
