@@ -324,6 +324,7 @@ impl File {
             } else {
                 kernel::dma_resv::Usage::Read
             };
+            obj.set_last_batch(&fence);
             let added = obj.resv().lock().add_fence(&fence, usage);
             if let Err(err) = added {
                 pr_debug!(

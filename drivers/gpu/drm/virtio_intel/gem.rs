@@ -26,6 +26,7 @@ use core::sync::atomic::{
     Ordering, //
 };
 use kernel::{
+    dma_fence::Fence,
     drm,
     mm::virt::{
         PfnCache,
@@ -118,6 +119,9 @@ struct HostState {
     /// (copies through a kernel mapping do not count: i915 writes shmem objects without
     /// getting their pages). Cleared by an eviction, as i915's shrinker drops pages.
     pages: bool,
+    /// The fence of the last batch that used the object: while it is pending, an eviction
+    /// keeps a `DONTNEED` object's contents (i915's shrinker skips active objects).
+    last_batch: Option<Fence>,
 }
 
 /// What userspace said of an object's contents (`GEM_MADVISE`), and whether they are gone.
@@ -177,6 +181,7 @@ impl MapSlot {
                     mode: None,
                     window: None,
                     pages: false,
+                    last_batch: None,
                 }),
             }),
             GFP_KERNEL,
@@ -214,6 +219,11 @@ impl MapSlot {
         let r = f(w.offset, w.cache.ok_or(EIO)?);
         st.pages |= fault;
         Ok(r)
+    }
+
+    /// Records the fence of the last batch that used the object.
+    fn set_last_batch(&self, fence: &Fence) {
+        self.state.lock().last_batch = Some(fence.clone());
     }
 
     /// Records that a batch uses the object (i915 holds its pages from then on).
@@ -295,9 +305,10 @@ impl MapSlot {
         if w.cache.is_none() {
             return Evict::Gone;
         }
-        if st.madv == Madv::DontNeed {
+        let active = st.last_batch.as_ref().is_some_and(|f| !f.is_signaled());
+        if st.madv == Madv::DontNeed && !active {
             // Userspace does not need the contents: release the host object, as i915's
-            // shrinker purges such objects first.
+            // shrinker purges such objects first (idle ones only).
             self.purge(&mut st, dev, bound, shared);
             return Evict::Gone;
         }
@@ -612,6 +623,12 @@ impl Bo {
     /// `EFAULT` for a purged object.
     pub(crate) fn use_for_batch(&self) -> Result {
         self.slot.use_for_batch()
+    }
+
+    /// Records the fence of the last batch that used the object (see
+    /// [`MapSlot::try_evict`]).
+    pub(crate) fn set_last_batch(&self, fence: &Fence) {
+        self.slot.set_last_batch(fence)
     }
 }
 
