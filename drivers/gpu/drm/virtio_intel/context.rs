@@ -462,18 +462,13 @@ impl HostContext {
         let (fence, event) = timeline.emit(id)?;
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
-        match self.call_once(bound, c) {
-            Ok(Ok(())) => {}
-            Ok(Err(errno)) => {
-                drop(ex);
-                drop(event);
-                return Err(crate::file::host_errno(errno));
-            }
-            Err(e) => {
-                drop(ex);
-                drop(event);
-                return Err(e);
-            }
+        if let Err(e) = self
+            .call_once(bound, c)
+            .and_then(|r| r.map_err(crate::file::host_errno))
+        {
+            drop(ex);
+            drop(event);
+            return Err(e);
         }
         // Each batch in flight holds a queue slot with its fence: room may take as long as a
         // batch does.

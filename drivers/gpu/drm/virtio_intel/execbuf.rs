@@ -97,6 +97,10 @@ mod flags {
     pub(super) const FENCE_ARRAY: u64 = 1 << 19;
     pub(super) const FENCE_SUBMIT: u64 = 1 << 20;
     pub(super) const USE_EXTENSIONS: u64 = 1 << 21;
+    /// The fence flags and extensions: the guest's to handle, never the host's (not
+    /// implemented yet).
+    pub(super) const FENCES: u64 =
+        FENCE_IN | FENCE_OUT | FENCE_SUBMIT | FENCE_ARRAY | USE_EXTENSIONS;
     /// Every bit above `USE_EXTENSIONS`, the relative-constants modes and the resource
     /// streamer (`__I915_EXEC_ILLEGAL_FLAGS`).
     pub(super) const ILLEGAL: u64 =
@@ -168,14 +172,7 @@ fn check_do_args(args: &uapi::drm_i915_gem_execbuffer2) -> Result {
         return Err(ENODEV);
     }
     // Fences are not implemented yet (`I915_PARAM_HAS_EXEC_FENCE*` say 0).
-    if args.flags
-        & (flags::FENCE_IN
-            | flags::FENCE_OUT
-            | flags::FENCE_SUBMIT
-            | flags::FENCE_ARRAY
-            | flags::USE_EXTENSIONS)
-        != 0
-    {
+    if args.flags & flags::FENCES != 0 {
         return Err(EINVAL);
     }
     // Without fences, `rsvd2` carries nothing: i915 before fences refused it dirty.
@@ -291,12 +288,7 @@ impl File {
         payload.extend_from_slice(list.as_slice().as_bytes(), GFP_KERNEL)?;
         payload.extend_from_slice(relocs.as_slice().as_bytes(), GFP_KERNEL)?;
         // The host's i915 gets the flags it can honour; the guest keeps the rest.
-        let host_flags = (args.flags | flags::HANDLE_LUT)
-            & !(flags::FENCE_IN
-                | flags::FENCE_OUT
-                | flags::FENCE_SUBMIT
-                | flags::FENCE_ARRAY
-                | flags::USE_EXTENSIONS);
+        let host_flags = (args.flags | flags::HANDLE_LUT) & !flags::FENCES;
         let cmd = GemExecbuffer2 {
             flags: host_flags,
             ctx_id: u64::from(ctx_id),

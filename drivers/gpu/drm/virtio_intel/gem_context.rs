@@ -60,8 +60,6 @@ use crate::{
 
 /// `I915_CONTEXT_PARAM_*`.
 mod param {
-    pub(super) const BAN_PERIOD: u64 = 0x1;
-    pub(super) const NO_ZEROMAP: u64 = 0x2;
     pub(super) const GTT_SIZE: u64 = 0x3;
     pub(super) const NO_ERROR_CAPTURE: u64 = 0x4;
     pub(super) const BANNABLE: u64 = 0x5;
@@ -71,7 +69,6 @@ mod param {
     pub(super) const VM: u64 = 0x9;
     pub(super) const ENGINES: u64 = 0xa;
     pub(super) const PERSISTENCE: u64 = 0xb;
-    pub(super) const RINGSIZE: u64 = 0xc;
     pub(super) const PROTECTED_CONTENT: u64 = 0xd;
 }
 
@@ -590,12 +587,8 @@ impl File {
             }
             param::SSEU if p.size < SSEU_SIZE => return Err(EINVAL),
             param::SSEU => return Err(ENODEV),
-            param::BAN_PERIOD
-            | param::NO_ZEROMAP
-            | param::GTT_SIZE
-            | param::ENGINES
-            | param::RINGSIZE
-            | param::PROTECTED_CONTENT => return Err(EINVAL),
+            // BAN_PERIOD, NO_ZEROMAP, GTT_SIZE, ENGINES, RINGSIZE, PROTECTED_CONTENT (fixed
+            // at creation, or gone) and unknown parameters.
             _ => return Err(EINVAL),
         }
         Ok(0)

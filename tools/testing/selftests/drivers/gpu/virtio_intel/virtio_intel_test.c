@@ -207,6 +207,29 @@ static void on_signal(int sig)
 	(void)sig;
 }
 
+/*
+ * Sends SIGUSR1 to `pid` every `period_us` until it exits or `secs` pass; a child still
+ * running then is killed. Returns whether it exited by itself, with its wait status.
+ */
+static int signal_storm(pid_t pid, useconds_t period_us, int secs, int *status)
+{
+	struct timespec t0, t;
+	int exited;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		kill(pid, SIGUSR1);
+		usleep(period_us);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		exited = waitpid(pid, status, WNOHANG) == pid;
+	} while (!exited && t.tv_sec - t0.tv_sec < secs);
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, status, 0);
+	}
+	return exited;
+}
+
 FIXTURE(node) {
 	int fd;
 };
@@ -749,7 +772,6 @@ TEST_F(node, driver_sees_the_calling_task)
 TEST(signal_storm_leaks_nothing)
 {
 	long ctx, blobs, bytes, quar;
-	struct timespec t0, t;
 	int interrupted = 0, status = 0, pipefd[2], exited = 0;
 	pid_t pid;
 
@@ -781,17 +803,7 @@ TEST(signal_storm_leaks_nothing)
 		_exit(0);
 	}
 	close(pipefd[1]);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do {
-		kill(pid, SIGUSR1);
-		usleep(200);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		exited = waitpid(pid, &status, WNOHANG) == pid;
-	} while (!exited && t.tv_sec - t0.tv_sec < 20);
-	if (!exited) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
+	exited = signal_storm(pid, 200, 20, &status);
 	ASSERT_TRUE(exited) TH_LOG("the child did not finish in 20 s");
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
@@ -1726,7 +1738,6 @@ TEST(gem_signal_storm_leaks_nothing)
 	long ctx, blobs, bytes, quar;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int status = 0, exited = 0;
-	struct timespec t0, t;
 	pid_t pid;
 
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
@@ -1756,17 +1767,7 @@ TEST(gem_signal_storm_leaks_nothing)
 		}
 		_exit(0);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do {
-		kill(pid, SIGUSR1);
-		usleep(300);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		exited = waitpid(pid, &status, WNOHANG) == pid;
-	} while (!exited && t.tv_sec - t0.tv_sec < 60);
-	if (!exited) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
+	exited = signal_storm(pid, 300, 60, &status);
 	ASSERT_TRUE(exited);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
 	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
@@ -2180,7 +2181,6 @@ TEST(exec_signal_storm_leaks_nothing)
 	long ctx, blobs, bytes, quar;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int status = 0, exited = 0;
-	struct timespec t0, t;
 	pid_t pid;
 
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
@@ -2217,17 +2217,7 @@ TEST(exec_signal_storm_leaks_nothing)
 		}
 		_exit(0);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do {
-		kill(pid, SIGUSR1);
-		usleep(300);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		exited = waitpid(pid, &status, WNOHANG) == pid;
-	} while (!exited && t.tv_sec - t0.tv_sec < 120);
-	if (!exited) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
+	exited = signal_storm(pid, 300, 120, &status);
 	ASSERT_TRUE(exited);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
 	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
