@@ -29,3 +29,15 @@ __rust_helper int rust_helper_dma_resv_lock_interruptible(struct dma_resv *obj,
 {
 	return dma_resv_lock_interruptible(obj, ctx);
 }
+
+#include <linux/dma-fence-chain.h>
+
+__rust_helper struct dma_fence_chain *rust_helper_dma_fence_chain_alloc(void)
+{
+	return dma_fence_chain_alloc();
+}
+
+__rust_helper void rust_helper_dma_fence_chain_free(struct dma_fence_chain *chain)
+{
+	dma_fence_chain_free(chain);
+}

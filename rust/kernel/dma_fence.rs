@@ -340,13 +340,253 @@ impl Fence {
         }
         Ok(())
     }
+    /// Runs `f` once the fence signals, with its error (`dma_fence_add_callback()`), unless
+    /// the returned handle is dropped first.
+    ///
+    /// `f` runs as for [`Fence::on_signal`]. Dropping the handle unregisters the callback,
+    /// waiting for it if it is running; the handle must not be dropped from the callback.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Fence::on_signal`]: the code of `F` must still be loaded when the fence
+    /// signals, which a module ensures by dropping the handle before it can be unloaded.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` if the fence has already signalled (`f` is then dropped unrun), `ENOMEM`.
+    pub unsafe fn add_callback<F: FnOnce(Result) + Send + 'static>(
+        &self,
+        f: F,
+    ) -> Result<CallbackHandle> {
+        let cb = KBox::into_raw(KBox::new(
+            Callback {
+                cb: Opaque::uninit(),
+                f: Some(f),
+            },
+            GFP_KERNEL,
+        )?);
+        // SAFETY: `cb` stays allocated until the handle frees it, after unregistering.
+        let raw = unsafe { Opaque::cast_into(ptr::addr_of!((*cb).cb)) };
+        // SAFETY: `as_raw()` is a live fence; `raw` is valid and not registered anywhere.
+        let r = unsafe {
+            bindings::dma_fence_add_callback(self.as_raw(), raw, Some(run_owned_callback::<F>))
+        };
+        if r != 0 {
+            // SAFETY: The callback was not added, so `cb` is still ours.
+            drop(unsafe { KBox::from_raw(cb) });
+            return Err(Error::from_errno(r));
+        }
+        // INVARIANT: `raw` is the `cb` of a leaked `Callback<F>` registered on this fence.
+        Ok(CallbackHandle {
+            fence: self.clone(),
+            // SAFETY: `raw` points into a live allocation.
+            cb: unsafe { NonNull::new_unchecked(raw) },
+            free: free_callback::<F>,
+        })
+    }
+
+    /// The fence of timeline point `point`, if this fence is a chain of timeline points
+    /// (`dma_fence_chain_find_seqno()`): the first link at or after `point`, or `None` when
+    /// the point has signalled and was collected. Point 0 is the fence itself.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the fence is not a chain, or `point` is past its last point.
+    pub fn find_seqno(&self, point: u64) -> Result<Option<Fence>> {
+        let mut raw = self.clone().into_raw();
+        // SAFETY: `raw` carries a reference, which the call consumes, putting a reference to
+        // the found fence (or NULL) in its place; on error it leaves `raw` as it was.
+        let r = unsafe { bindings::dma_fence_chain_find_seqno(&mut raw, point) };
+        // SAFETY: `raw` is NULL or carries the reference the call left.
+        let found = NonNull::new(raw).map(|p| unsafe { Fence::from_raw(p) });
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(found)
+    }
+
+    /// Calls `f` with each fence that this fence is made of (`dma_fence_unwrap_for_each()`):
+    /// the fences of each link of a chain, the fences of an array (also in a link), or the
+    /// fence itself. Stops at the first error `f` returns, and returns it.
+    pub fn for_each_unwrapped(&self, mut f: impl FnMut(&Fence) -> Result) -> Result {
+        let mut cursor = bindings::dma_fence_unwrap {
+            chain: ptr::null_mut(),
+            array: ptr::null_mut(),
+            index: 0,
+        };
+        // SAFETY: `as_raw()` is a live fence, kept alive by `self` while the cursor walks it.
+        let mut cur = unsafe { bindings::dma_fence_unwrap_first(self.as_raw(), &mut cursor) };
+        let mut result = Ok(());
+        while let Some(p) = NonNull::new(cur) {
+            // SAFETY: The walk returns fences the containers hold references to; this takes
+            // one of our own for `f`.
+            unsafe { bindings::dma_fence_get(p.as_ptr()) };
+            // SAFETY: We hold the reference just taken.
+            let fence = unsafe { Fence::from_raw(p) };
+            result = f(&fence);
+            if result.is_err() {
+                break;
+            }
+            // SAFETY: `cursor` is the walk's state, on a container `self` keeps alive.
+            cur = unsafe { bindings::dma_fence_unwrap_next(&mut cursor) };
+        }
+        // A walk that ran to its end dropped its reference to the current link; one that
+        // stopped early still holds it.
+        if !cursor.chain.is_null() {
+            // SAFETY: The cursor holds this reference.
+            unsafe { bindings::dma_fence_put(cursor.chain) };
+        }
+        result
+    }
+
+    /// Gives up this value's reference, as a raw pointer for C code that takes it over.
+    pub fn into_raw(self) -> *mut bindings::dma_fence {
+        let this = core::mem::ManuallyDrop::new(self);
+        this.ptr.as_ptr()
+    }
 }
 
-/// A callback registered with [`Fence::on_signal`].
+/// A callback registered with [`Fence::on_signal`] or [`Fence::add_callback`].
 #[repr(C)]
 struct Callback<F> {
     cb: Opaque<bindings::dma_fence_cb>,
     f: Option<F>,
+}
+
+/// A callback registered with [`Fence::add_callback`]; dropping the handle unregisters it.
+///
+/// Once [`Drop`] returned, the callback has either run to completion or will never run, and
+/// its closure (with whatever it captured) is gone. The handle must not be dropped from the
+/// callback itself, which runs with the fence's lock held.
+///
+/// # Invariants
+///
+/// `cb` is the `cb` member of a `Callback<F>` allocated by [`Fence::add_callback`] that was
+/// registered on `fence`; the fence core uses it only until the callback ran, and never
+/// frees it; `free` is `free_callback::<F>`.
+pub struct CallbackHandle {
+    fence: Fence,
+    cb: NonNull<bindings::dma_fence_cb>,
+    free: unsafe fn(NonNull<bindings::dma_fence_cb>),
+}
+
+// SAFETY: The handle only unregisters and frees the callback, which is `Send`, under the
+// fence's lock.
+unsafe impl Send for CallbackHandle {}
+// SAFETY: No method takes `&self`.
+unsafe impl Sync for CallbackHandle {}
+
+impl CallbackHandle {
+    /// The fence the callback waits for.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+}
+
+impl Drop for CallbackHandle {
+    fn drop(&mut self) {
+        // SAFETY: `cb` was registered on `fence` (invariant). `dma_fence_remove_callback`
+        // takes the fence's lock, under which callbacks run: when it returns, the callback
+        // was removed, or it ran to completion and the core no longer looks at `cb`.
+        unsafe { bindings::dma_fence_remove_callback(self.fence.as_raw(), self.cb.as_ptr()) };
+        // SAFETY: Nothing else uses `cb` any more (see above); `free` matches its type.
+        unsafe { (self.free)(self.cb) };
+    }
+}
+
+/// Frees a `Callback<F>` of a [`CallbackHandle`], with its closure if that never ran.
+///
+/// # Safety
+///
+/// `cb` must be the `cb` member of a `Callback<F>` leaked by [`Fence::add_callback`] that
+/// nothing uses any more.
+unsafe fn free_callback<F>(cb: NonNull<bindings::dma_fence_cb>) {
+    // SAFETY: By the safety requirement, `cb` is in a leaked `KBox<Callback<F>>`.
+    drop(unsafe {
+        KBox::from_raw(
+            crate::container_of!(Opaque::cast_from(cb.as_ptr()), Callback<F>, cb).cast_mut(),
+        )
+    });
+}
+
+/// The `dma_fence_func_t` of a [`CallbackHandle`]'s callback: runs the closure, leaves the
+/// memory to the handle.
+///
+/// # Safety
+///
+/// `cb` must be the `cb` member of a `Callback<F>` registered by [`Fence::add_callback`], and
+/// `fence` the signalled fence it was registered on.
+unsafe extern "C" fn run_owned_callback<F: FnOnce(Result) + Send + 'static>(
+    fence: *mut bindings::dma_fence,
+    cb: *mut bindings::dma_fence_cb,
+) {
+    // SAFETY: `cb` is the `cb` member of a `Callback<F>` (safety requirement).
+    let this = unsafe { crate::container_of!(Opaque::cast_from(cb), Callback<F>, cb) }.cast_mut();
+    // SAFETY: The handle keeps the callback allocated and does not touch `f` while the
+    // callback is registered; the core runs it once, under the fence's lock.
+    let f = unsafe { (*this).f.take() };
+    if let Some(f) = f {
+        // SAFETY: As in `run_callback`.
+        f(unsafe { signalled_result(fence) });
+    }
+}
+
+/// The result a signalled `fence` carries.
+///
+/// # Safety
+///
+/// `fence` must be a live, signalled fence.
+unsafe fn signalled_result(fence: *mut bindings::dma_fence) -> Result {
+    // SAFETY: By the safety requirement; the error is final once signalled.
+    let e = unsafe { (*fence).error };
+    if e < 0 {
+        Err(Error::from_errno(e))
+    } else {
+        Ok(())
+    }
+}
+
+/// A chain node (`struct dma_fence_chain`) allocated ahead, so that adding a timeline point
+/// cannot fail (`dma_fence_chain_alloc()`). Dropped unused, it is freed.
+///
+/// # Invariants
+///
+/// `ptr` is an allocated, uninitialised chain node owned by this value.
+pub struct ChainNode {
+    ptr: NonNull<bindings::dma_fence_chain>,
+}
+
+// SAFETY: The node is plain memory until it is used.
+unsafe impl Send for ChainNode {}
+// SAFETY: No method takes `&self`.
+unsafe impl Sync for ChainNode {}
+
+impl ChainNode {
+    /// Allocates a chain node.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub fn new() -> Result<Self> {
+        // SAFETY: Allocates memory, or returns NULL.
+        let ptr = unsafe { bindings::dma_fence_chain_alloc() };
+        // INVARIANT: A fresh, unused node.
+        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(ENOMEM)
+    }
+
+    /// Gives the node to C code that initialises it (`dma_fence_chain_init()`), which owns
+    /// it from then on.
+    pub fn into_raw(self) -> *mut bindings::dma_fence_chain {
+        let this = core::mem::ManuallyDrop::new(self);
+        this.ptr.as_ptr()
+    }
+}
+
+impl Drop for ChainNode {
+    fn drop(&mut self) {
+        // SAFETY: The node was never initialised or published (invariant).
+        unsafe { bindings::dma_fence_chain_free(self.ptr.as_ptr()) };
+    }
 }
 
 /// The `dma_fence_func_t` of a [`Callback<F>`].
@@ -364,16 +604,9 @@ unsafe extern "C" fn run_callback<F: FnOnce(Result) + Send + 'static>(
     let mut this = unsafe {
         KBox::from_raw(crate::container_of!(Opaque::cast_from(cb), Callback<F>, cb).cast_mut())
     };
-    // SAFETY: The fence is live while its callbacks run; it is signalled, so its error is
-    // final.
-    let e = unsafe { (*fence).error };
-    let result = if e < 0 {
-        Err(Error::from_errno(e))
-    } else {
-        Ok(())
-    };
     if let Some(f) = this.f.take() {
-        f(result);
+        // SAFETY: The fence is live while its callbacks run, and signalled.
+        f(unsafe { signalled_result(fence) });
     }
 }
 
@@ -469,6 +702,24 @@ mod tests {
         let g = ok.fence();
         ok.signal(Ok(()));
         assert_eq!((g.is_signaled(), g.error()), (true, None));
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_callback_handles_never_run() -> Result {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        let ctx = FenceContext::new(c"kunit", c"callbacks")?;
+        let sf = ctx.new_fence(1)?;
+        let runs = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        let (r1, r2) = (runs.clone(), runs.clone());
+        // SAFETY: This test is built into the kernel.
+        let kept = unsafe { sf.fence().add_callback(move |_| { r1.fetch_add(1, Ordering::Relaxed); }) }?;
+        // SAFETY: As above.
+        let dropped = unsafe { sf.fence().add_callback(move |_| { r2.fetch_add(10, Ordering::Relaxed); }) }?;
+        drop(dropped);
+        sf.signal(Ok(()));
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        drop(kept);
         Ok(())
     }
 }

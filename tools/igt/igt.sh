@@ -24,15 +24,20 @@ tree=$("$VM_DIR/mk-sid-tree.sh") || die "the sid tree did not build"
     die "the sid tree has no igt-gpu-tools (igt_runner); rebuild it with tools/vm/mk-sid-tree.sh"
 O=$("$KDIR_SCRIPTS/build.sh" "${debug[@]}") || die "kernel build failed"
 build_driver "$O" "$out"
+# vgem, for the tests that need a foreign dma-buf or fence (igt_cork): loaded after
+# virtio_intel, so that the i915 device keeps the first minor.
+cp "$O/drivers/gpu/drm/vgem/vgem.ko" "$out/share/" ||
+    die "the project kernel has no vgem.ko (CONFIG_DRM_VGEM=m in configs/virtio-intel.config)"
 grep -v '^#' "$here/testlist.txt" | grep . >"$out/share/testlist.txt"
 
 guest_cmd='insmod /mnt/host/virtio_intel.ko || exit 10
+insmod /mnt/host/vgem.ko || exit 13
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 igt_runner -o --per-test-timeout 120 --test-list /mnt/host/testlist.txt \
     /usr/libexec/igt-gpu-tools /tmp/igt-results >/mnt/host/runner.log 2>&1
 echo "igt_runner rc=$?"
 cp /tmp/igt-results/results.json /mnt/host/ || exit 11
-rmmod virtio_intel || exit 12'
+rmmod vgem virtio_intel || exit 12'
 rc=0
 VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" \
     --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/$tag" \

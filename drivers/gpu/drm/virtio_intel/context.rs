@@ -27,7 +27,10 @@ use core::sync::atomic::{
     Ordering, //
 };
 use kernel::{
-    dma_fence::Fence,
+    dma_fence::{
+        Fence,
+        SignalFence, //
+    },
     new_condvar,
     new_mutex,
     prelude::*,
@@ -77,6 +80,7 @@ use crate::{
     },
     shared::{
         Client,
+        FenceKind,
         Shared, //
     },
     transport::{
@@ -430,7 +434,9 @@ impl HostContext {
     }
 
     /// Runs execbuffer `c` on the host, on host ring `ring` (`1 +` the engine index), an
-    /// engine of class `class`, and returns the fence of its batch.
+    /// engine of class `class`, and returns the fence of its batch. `also` (the fence of an
+    /// execbuffer that waited for its dependencies) signals with it; if the batch does not
+    /// run, with the error returned.
     ///
     /// The ccmd goes first, unfenced, and its answer is waited for (without interruption:
     /// the batch must not run twice); only an execbuffer the host accepted is followed by a
@@ -449,17 +455,29 @@ impl HostContext {
         c: &GemExecbuffer2,
         ring: u8,
         class: u16,
+        also: Option<SignalFence>,
     ) -> Result<Fence> {
         if ring == 0 || ring > MAX_RING {
+            if let Some(also) = also {
+                also.signal(Err(EINVAL));
+            }
             return Err(EINVAL);
         }
         let mut ex = self.calls.exec.lock();
-        let timeline = self.exec_timeline(ring, class)?;
+        let timeline = match self.exec_timeline(ring, class) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(also) = also {
+                    also.signal(Err(e));
+                }
+                return Err(e);
+            }
+        };
         let id = ex.fence[ring as usize] + 1;
         // The fence exists before the batch does, so that nothing can fail once it runs. It
         // is handed out only if the batch runs; a fence id the host never sees is harmless
         // (it retires ids with `<=`).
-        let (fence, event) = timeline.emit(id)?;
+        let (fence, event) = timeline.emit(id, also)?;
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
         if let Err(e) = self
@@ -467,6 +485,8 @@ impl HostContext {
             .and_then(|r| r.map_err(crate::file::host_errno))
         {
             drop(ex);
+            // The fence (and `also`) fail with the host's error.
+            timeline.record(id, Err(e));
             drop(event);
             return Err(e);
         }
@@ -511,7 +531,7 @@ impl HostContext {
         timelines.reserve(1, GFP_KERNEL)?;
         let timeline = Timeline::new(self.ctx_id, ring, self.shared.stats.fences.clone())?;
         self.shared
-            .add_fence_class(timeline.fence_context(), class)?;
+            .add_fence_class(timeline.fence_context(), class, FenceKind::Ring)?;
         // Reserved above: this does not allocate.
         timelines.push(
             RingTimeline {
@@ -522,6 +542,17 @@ impl HostContext {
             GFP_NOWAIT,
         )?;
         Ok(timeline)
+    }
+
+    /// The host ring whose batches fence context `fence_ctx` tracks, if it is one of this
+    /// context's.
+    pub(crate) fn ring_of_fence_context(&self, fence_ctx: u64) -> Option<u8> {
+        self.calls
+            .timelines
+            .lock()
+            .iter()
+            .find(|t| t.timeline.fence_context() == fence_ctx)
+            .map(|t| t.ring)
     }
 
     /// For each timeline of this context's execbuffers, the latest batch fence not signalled
@@ -728,7 +759,7 @@ impl HostContext {
         let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
         let (submit, fence) = if let Some(ring0) = &self.ring0 {
             let id = s.fence + 1;
-            let (fence, ev) = ring0.emit(id)?;
+            let (fence, ev) = ring0.emit(id, None)?;
             *event = Some(ev);
             // Used even if the command is not queued: the timeline saw it, and the host
             // retires ids with `<=`, so a gap is harmless.

@@ -13,28 +13,46 @@
 //! (`ENOENT` for an unknown context, `EIO` for a banned one, `EINVAL` for an engine the
 //! context does not have, a batch outside its object, ...). Its errno comes back as is.
 //!
-//! The batch's fence (a DMA fence of the context's host ring, see
-//! [`crate::context::HostContext::execbuffer`]) is added to every object's reservation
-//! object: as a write for objects flagged `EXEC_OBJECT_WRITE`, a read for the others.
-//! `GEM_BUSY`, `GEM_WAIT`, PRIME importers and implicit synchronisation see it there.
-//! Dependencies between batches need no wait in the guest: every fence an object of this
-//! driver can carry is of a batch that runs on the host's i915, which orders batches on the
-//! same objects itself.
+//! Fences are the guest's, parsed in i915's order before the context is looked up: the
+//! timeline-fence extension (`I915_EXEC_USE_EXTENSIONS`) or the syncobj array
+//! (`I915_EXEC_FENCE_ARRAY`, both in `cliprects_ptr`), then the sync file of
+//! `I915_EXEC_FENCE_IN` or `_SUBMIT` (the low half of `rsvd2`), then the fd of
+//! `I915_EXEC_FENCE_OUT`. The execbuffer waits, in the guest and without blocking the
+//! ioctl ([`crate::exec_queue`]), for its in-fence, the syncobj points it waits for, and the
+//! fences on its objects (a write waits for every fence, a read for writes; not for objects
+//! flagged `EXEC_OBJECT_ASYNC`), but not for fences the host orders itself: of batches
+//! already sent to the same host ring, and, on objects, of any batch already sent (the
+//! host's i915 orders batches on the same objects). A submit fence waits until its batch was
+//! sent to the host, which for a foreign fence means until it signalled.
 //!
-//! Not done (the parameters say so, and the flags are `EINVAL`): in- and out-fences
-//! (`I915_EXEC_FENCE_IN`, `_OUT`, `_SUBMIT`, `_ARRAY`, the timeline-fence extension).
+//! The batch's fence (a DMA fence of the context's host ring, see
+//! [`crate::context::HostContext::execbuffer`], or of the queue) is added to every object's
+//! reservation object: as a write for objects flagged `EXEC_OBJECT_WRITE`, a read for the
+//! others. `GEM_BUSY`, `GEM_WAIT`, PRIME importers and implicit synchronisation see it
+//! there. The syncobjs to signal get it (as a timeline point for a point other than 0), and
+//! the out-fence's sync file is installed with its fd in the high half of `rsvd2` (which
+//! only `_WR` copies back).
+//!
 //! The host does not write back the offsets it gave objects with relocations: they are not
 //! written back to the exec list, and userspace relocates again on the next call (softpinned
 //! objects, which Mesa uses, have no relocations).
 
 use core::mem::size_of;
 use kernel::{
+    dma_fence::{
+        ChainNode,
+        Fence, //
+    },
+    dma_resv::Usage,
     drm::{
         self,
-        gem::BaseObject, //
+        gem::BaseObject,
+        syncobj::SyncObj, //
     },
+    fs::file::FileDescriptorReservation,
     prelude::*,
     sync::aref::ARef,
+    sync_file,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -45,12 +63,16 @@ use zerocopy_derive::Immutable;
 
 use crate::{
     ccmd::GemExecbuffer2,
+    context::HostContext,
     driver::{
         Bound,
         I915Device, //
     },
+    exec_queue::Submission,
     file::File,
     gem::Object,
+    shared::Shared,
+    uext,
 };
 
 /// `struct drm_i915_gem_exec_object2`.
@@ -84,6 +106,292 @@ kernel::static_assert!(size_of::<ExecObject>() == 56);
 kernel::static_assert!(size_of::<Reloc>() == size_of::<uapi::drm_i915_gem_relocation_entry>());
 kernel::static_assert!(size_of::<Reloc>() == 32);
 
+/// `struct drm_i915_gem_exec_fence`: a syncobj to wait for or signal.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct ExecFence {
+    handle: u32,
+    flags: u32,
+}
+
+/// `struct drm_i915_gem_execbuffer_ext_timeline_fences`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct TimelineFences {
+    next_extension: u64,
+    name: u32,
+    flags: u32,
+    rsvd: [u32; 4],
+    fence_count: u64,
+    handles_ptr: u64,
+    values_ptr: u64,
+}
+
+kernel::static_assert!(size_of::<ExecFence>() == size_of::<uapi::drm_i915_gem_exec_fence>());
+kernel::static_assert!(
+    size_of::<TimelineFences>() == size_of::<uapi::drm_i915_gem_execbuffer_ext_timeline_fences>()
+);
+kernel::static_assert!(size_of::<TimelineFences>() == 56);
+
+/// `I915_EXEC_FENCE_WAIT`, `_SIGNAL`, and the rest of the bits (`EINVAL`).
+mod fence_flags {
+    pub(super) const WAIT: u32 = 1 << 0;
+    pub(super) const SIGNAL: u32 = 1 << 1;
+    pub(super) const UNKNOWN: u32 = !(WAIT | SIGNAL);
+}
+
+/// `DRM_I915_GEM_EXECBUFFER_EXT_TIMELINE_FENCES`.
+const EXT_TIMELINE_FENCES: u32 = 0;
+
+/// The end of the user address range (`TASK_SIZE_MAX` with 4-level paging), for the
+/// `access_ok()` checks i915 makes on whole fence arrays before reading them.
+const USER_END: u64 = 0x7fff_ffff_f000;
+
+/// Most syncobj fences one execbuffer takes: i915's array of them is one allocation, which
+/// fails (`ENOMEM`) long before this.
+const MAX_SYNCOBJ_FENCES: u64 = 1 << 17;
+
+/// `access_ok()`: `len` bytes at `addr` are in the user address range.
+fn access_ok(addr: u64, len: u64) -> bool {
+    addr.checked_add(len).is_some_and(|end| end <= USER_END)
+}
+
+/// A syncobj an execbuffer waits for or signals.
+struct SyncobjFence {
+    obj: ARef<SyncObj>,
+    flags: u32,
+    /// The timeline point (0 for a binary syncobj).
+    point: u64,
+    /// The fence to wait for.
+    fence: Option<Fence>,
+    /// The chain node of the point to signal.
+    chain: Option<ChainNode>,
+}
+
+/// An execbuffer's fences, parsed before anything else of it is looked up.
+struct ExecFences {
+    syncobjs: KVec<SyncobjFence>,
+    /// The in-fence, and whether it is a submit fence.
+    input: Option<(Fence, bool)>,
+    /// The fd the out-fence gets.
+    out: Option<FileDescriptorReservation>,
+}
+
+impl ExecFences {
+    /// Parses `args`' fences, as `i915_gem_do_execbuffer()` does, in its order.
+    fn parse(args: &uapi::drm_i915_gem_execbuffer2, file: &drm::File<File>) -> Result<Self> {
+        let mut this = ExecFences {
+            syncobjs: KVec::new(),
+            input: None,
+            out: None,
+        };
+        if args.flags & flags::USE_EXTENSIONS != 0 {
+            // Both use `cliprects_ptr`.
+            if args.flags & flags::FENCE_ARRAY != 0 || args.num_cliprects != 0 {
+                return Err(EINVAL);
+            }
+            uext::walk(args.cliprects_ptr, |name, at| match name {
+                EXT_TIMELINE_FENCES => {
+                    let ext: TimelineFences = uext::read_user(at, 0)?;
+                    this.add_timeline_fences(&ext, file)
+                }
+                _ => Err(EINVAL),
+            })?;
+        }
+        if args.flags & flags::FENCE_ARRAY != 0 {
+            this.add_fence_array(args.cliprects_ptr, args.num_cliprects.into(), file)?;
+        }
+        let in_fences = flags::FENCE_IN | flags::FENCE_SUBMIT;
+        if args.flags & in_fences != 0 {
+            if args.flags & in_fences == in_fences {
+                return Err(EINVAL);
+            }
+            let fence = sync_file::fence_of_fd(args.rsvd2 as u32).ok_or(EINVAL)?;
+            this.input = Some((fence, args.flags & flags::FENCE_SUBMIT != 0));
+        }
+        if args.flags & flags::FENCE_OUT != 0 {
+            this.out = Some(FileDescriptorReservation::get_unused_fd_flags(
+                kernel::bindings::O_CLOEXEC,
+            )?);
+        }
+        Ok(this)
+    }
+
+    /// Room for `count` more syncobj fences, after i915's bounds and `access_ok()` checks of
+    /// the arrays at `ptrs` (each entry `size` bytes).
+    fn reserve(&mut self, count: u64, ptrs: &[(u64, u64)]) -> Result {
+        let have = self.syncobjs.len() as u64;
+        if count > (u64::MAX / 32).saturating_sub(have) {
+            return Err(EINVAL);
+        }
+        for &(ptr, size) in ptrs {
+            if !access_ok(ptr, count * size) {
+                return Err(EFAULT);
+            }
+        }
+        if count + have > MAX_SYNCOBJ_FENCES {
+            return Err(ENOMEM);
+        }
+        self.syncobjs
+            .reserve(count as usize, GFP_KERNEL | __GFP_NOWARN)?;
+        Ok(())
+    }
+
+    /// `add_timeline_fence_array()`: the fences of one timeline-fence extension.
+    fn add_timeline_fences(&mut self, ext: &TimelineFences, file: &drm::File<File>) -> Result {
+        let count = ext.fence_count;
+        if count == 0 {
+            return Ok(());
+        }
+        self.reserve(count, &[(ext.handles_ptr, 8), (ext.values_ptr, 8)])?;
+        for i in 0..count {
+            let f: ExecFence = uext::read_user(ext.handles_ptr, i * 8)?;
+            if f.flags & fence_flags::UNKNOWN != 0 {
+                return Err(EINVAL);
+            }
+            let point: u64 = uext::read_user(ext.values_ptr, i * 8)?;
+            let obj = SyncObj::lookup(file, f.handle).ok_or(ENOENT)?;
+            let signal = f.flags & fence_flags::SIGNAL != 0;
+            let mut fence = obj.fence();
+            if fence.is_none() && f.flags != 0 && !signal {
+                return Err(EINVAL);
+            }
+            if let Some(chain) = fence.take() {
+                match chain.find_seqno(point) {
+                    Ok(found) => fence = found,
+                    // Signalling a point the timeline does not have yet is fine.
+                    Err(_) if signal => fence = Some(chain),
+                    Err(e) => return Err(e),
+                }
+            }
+            // A point that signalled and was collected has nothing to wait for.
+            if fence.is_none() && !signal {
+                continue;
+            }
+            let chain = if point != 0 && signal {
+                // Waiting for and signalling one point would break the timeline.
+                if f.flags & fence_flags::WAIT != 0 {
+                    return Err(EINVAL);
+                }
+                Some(ChainNode::new()?)
+            } else {
+                None
+            };
+            // Reserved above: this does not allocate.
+            self.syncobjs.push(
+                SyncobjFence {
+                    obj,
+                    flags: f.flags,
+                    point,
+                    fence,
+                    chain,
+                },
+                GFP_NOWAIT,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `add_fence_array()`: the binary syncobjs of `I915_EXEC_FENCE_ARRAY`.
+    fn add_fence_array(&mut self, ptr: u64, count: u64, file: &drm::File<File>) -> Result {
+        if count == 0 {
+            return Ok(());
+        }
+        self.reserve(count, &[(ptr, 8)])?;
+        for i in 0..count {
+            let f: ExecFence = uext::read_user(ptr, i * 8)?;
+            if f.flags & fence_flags::UNKNOWN != 0 {
+                return Err(EINVAL);
+            }
+            let obj = SyncObj::lookup(file, f.handle).ok_or(ENOENT)?;
+            let fence = if f.flags & fence_flags::WAIT != 0 {
+                Some(obj.fence().ok_or(EINVAL)?)
+            } else {
+                None
+            };
+            // Reserved above: this does not allocate.
+            self.syncobjs.push(
+                SyncobjFence {
+                    obj,
+                    flags: f.flags,
+                    point: 0,
+                    fence,
+                    chain: None,
+                },
+                GFP_NOWAIT,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The unsignalled fences the batch on host ring `ring` of `host` must wait for in the
+    /// guest: the in-fence and the syncobjs' (unwrapped), then those on the objects; and
+    /// the submit fences whose batches must be sent first.
+    fn dependencies(
+        &self,
+        shared: &Shared,
+        host: &HostContext,
+        ring: u8,
+        list: &[ExecObject],
+        objects: &[ARef<Object>],
+    ) -> Result<(KVec<Fence>, KVec<Fence>)> {
+        let mut deps = KVec::new();
+        let mut submits = KVec::new();
+        // An explicit fence of a batch already on the same host ring needs no wait, nor does
+        // a submit fence of a batch already sent.
+        let mut add = |f: &Fence, submit: bool| -> Result {
+            f.for_each_unwrapped(|u| {
+                if u.is_signaled()
+                    || (submit && shared.is_ring_fence_context(u.context()))
+                    || host.ring_of_fence_context(u.context()) == Some(ring)
+                {
+                    return Ok(());
+                }
+                if submit {
+                    submits.push(u.clone(), GFP_KERNEL)?;
+                } else {
+                    deps.push(u.clone(), GFP_KERNEL)?;
+                }
+                Ok(())
+            })
+        };
+        if let Some((f, submit)) = &self.input {
+            add(f, *submit)?;
+        }
+        for s in self.syncobjs.iter() {
+            if let Some(f) = &s.fence {
+                add(f, false)?;
+            }
+        }
+        for (e, obj) in list.iter().zip(objects.iter()) {
+            if e.flags & EXEC_OBJECT_ASYNC != 0 {
+                continue;
+            }
+            let usage = Usage::rw(e.flags & EXEC_OBJECT_WRITE != 0);
+            for f in obj.resv().fences(usage)? {
+                if !f.is_signaled() && !shared.is_ring_fence_context(f.context()) {
+                    deps.push(f, GFP_KERNEL)?;
+                }
+            }
+        }
+        Ok((deps, submits))
+    }
+
+    /// The batch runs with fence `fence`: signals the syncobjs (`signal_fence_array()`).
+    fn signal(self, fence: &Fence) -> Option<FileDescriptorReservation> {
+        for s in self.syncobjs {
+            if s.flags & fence_flags::SIGNAL == 0 {
+                continue;
+            }
+            match s.chain {
+                Some(node) => s.obj.add_point(node, fence, s.point),
+                None => s.obj.replace_fence(Some(fence)),
+            }
+        }
+        self.out
+    }
+}
+
 /// `I915_EXEC_*` flags.
 mod flags {
     pub(super) const RING_MASK: u64 = 0x3f;
@@ -97,8 +405,7 @@ mod flags {
     pub(super) const FENCE_ARRAY: u64 = 1 << 19;
     pub(super) const FENCE_SUBMIT: u64 = 1 << 20;
     pub(super) const USE_EXTENSIONS: u64 = 1 << 21;
-    /// The fence flags and extensions: the guest's to handle, never the host's (not
-    /// implemented yet).
+    /// The fence flags and extensions: the guest's to handle, never the host's.
     pub(super) const FENCES: u64 =
         FENCE_IN | FENCE_OUT | FENCE_SUBMIT | FENCE_ARRAY | USE_EXTENSIONS;
     /// Every bit above `USE_EXTENSIONS`, the relative-constants modes and the resource
@@ -109,6 +416,8 @@ mod flags {
 
 /// `EXEC_OBJECT_WRITE`.
 const EXEC_OBJECT_WRITE: u64 = 1 << 2;
+/// `EXEC_OBJECT_ASYNC`: no implicit synchronisation on this object.
+const EXEC_OBJECT_ASYNC: u64 = 1 << 6;
 
 /// `I915_ENGINE_CLASS_*`, as i915 numbers them.
 pub(crate) mod class {
@@ -165,19 +474,11 @@ fn check_args(args: &mut uapi::drm_i915_gem_execbuffer2) -> Result {
     Ok(())
 }
 
-/// The first checks of `i915_gem_do_execbuffer()`, after the exec list was read.
+/// The first check of `i915_gem_do_execbuffer()`, after the exec list was read.
 fn check_do_args(args: &uapi::drm_i915_gem_execbuffer2) -> Result {
     // Secure batches are gone from graphics version 11 on (Tiger Lake is 12).
     if args.flags & flags::SECURE != 0 {
         return Err(ENODEV);
-    }
-    // Fences are not implemented yet (`I915_PARAM_HAS_EXEC_FENCE*` say 0).
-    if args.flags & flags::FENCES != 0 {
-        return Err(EINVAL);
-    }
-    // Without fences, `rsvd2` carries nothing: i915 before fences refused it dirty.
-    if args.rsvd2 != 0 {
-        return Err(EINVAL);
     }
     Ok(())
 }
@@ -207,11 +508,12 @@ impl File {
     ///
     /// # Errors
     ///
-    /// i915's: `EINVAL` for bad arguments, `ENODEV` for secure batches, `EFAULT` for
-    /// unreadable lists or a purged object, `ENOENT` for an unknown handle; then the host
-    /// i915's errno, `ENOMEM`, and the transport's errors.
+    /// i915's: `EINVAL` for bad arguments or fences, `ENODEV` for secure batches, `EFAULT`
+    /// for unreadable lists or a purged object, `ENOENT` for an unknown handle or syncobj,
+    /// `EMFILE` without an fd for the out-fence; then the host i915's errno, `ENOMEM`, and
+    /// the transport's errors.
     pub(crate) fn gem_execbuffer2(
-        _dev: &I915Device<drm::Registered>,
+        dev: &I915Device<drm::Registered>,
         bound: &Bound<'_>,
         args: &mut uapi::drm_i915_gem_execbuffer2,
         file: &drm::File<File>,
@@ -220,6 +522,7 @@ impl File {
         let count = args.buffer_count as usize;
         let mut list: KVec<ExecObject> = read_array(args.buffers_ptr, count)?;
         check_do_args(args)?;
+        let fences = ExecFences::parse(args, file)?;
 
         // The context (`ENOENT`; i915 looks up the low 32 bits of `rsvd1`), then the engine
         // (`EINVAL`), before any object, as `eb_select_context()` and `eb_select_engine()`.
@@ -266,6 +569,16 @@ impl File {
             }
             relocs.extend_from_slice(&r, GFP_KERNEL | __GFP_NOWARN)?;
         }
+        // A relocation that writes its target makes the batch a writer of that object, as
+        // i915 flags it (`EXEC_OBJECT_WRITE`): its fence then goes in as a write. A target
+        // outside the list is the host's error to report.
+        for r in relocs.iter() {
+            if r.write_domain != 0 {
+                if let Some(t) = list.get_mut(r.target_handle as usize) {
+                    t.flags |= EXEC_OBJECT_WRITE;
+                }
+            }
+        }
         let relocs_count = u32::try_from(relocs.len()).map_err(|_| EINVAL)?;
 
         // The streamout reset is for graphics version 7 render engines only; i915 finds out
@@ -298,23 +611,45 @@ impl File {
             relocs_count,
             payload,
         };
-        let fence = this.with_ctx(bound, |ctx| {
+        this.with_ctx(bound, |ctx| {
             for obj in objects.iter() {
                 obj.attach_to(bound, ctx)?;
             }
-            // `engine` is at most 63, so the ring is at most 64.
-            ctx.execbuffer(bound, &cmd, 1 + engine as u8, class)
+            Ok(())
         })?;
+        let host = this.host_ctx().ok_or(ENODEV)?;
+        // `engine` is at most 63, so the ring is at most 64.
+        let ring = 1 + engine as u8;
+        let (deps, submits) = fences.dependencies(this.shared(), &host, ring, &list, &objects)?;
+        let mut refs = KVec::with_capacity(objects.len(), GFP_KERNEL)?;
+        for obj in objects.iter() {
+            refs.push(obj.clone(), GFP_KERNEL)?;
+        }
+        let (fence, out_file) = this.exec_queue().submit(
+            bound,
+            Submission {
+                ctx_id,
+                ring,
+                class,
+                cmd,
+                _objects: refs,
+                host,
+                dev: ARef::from(dev.as_ioctl()),
+            },
+            deps,
+            submits,
+            fences.out.is_some(),
+        )?;
 
-        // The batch runs: from here on nothing may fail the ioctl. An object whose
-        // reservation has no memory for the fence does not show the batch (waits on it
-        // return early); the reservations are taken one at a time, so their room cannot be
-        // reserved before the batch is sent.
+        // The batch runs (or waits for its dependencies): from here on nothing may fail the
+        // ioctl. An object whose reservation has no memory for the fence does not show the
+        // batch (waits on it return early); the reservations are taken one at a time, so
+        // their room cannot be reserved before the batch is sent.
         for (e, obj) in list.iter().zip(objects.iter()) {
             let usage = if e.flags & EXEC_OBJECT_WRITE != 0 {
-                kernel::dma_resv::Usage::Write
+                Usage::Write
             } else {
-                kernel::dma_resv::Usage::Read
+                Usage::Read
             };
             obj.set_last_batch(&fence);
             let added = obj.resv().lock().add_fence(&fence, usage);
@@ -324,6 +659,10 @@ impl File {
                     err
                 );
             }
+        }
+        if let (Some(fd), Some(sf)) = (fences.signal(&fence), out_file) {
+            args.rsvd2 = (args.rsvd2 & 0xffff_ffff) | (u64::from(fd.reserved_fd()) << 32);
+            sf.install(fd);
         }
         Ok(0)
     }

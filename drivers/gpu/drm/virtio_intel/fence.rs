@@ -65,6 +65,9 @@ pub(crate) struct FenceStats {
 struct Entry {
     id: u64,
     fence: SignalFence,
+    /// A fence handed out before the command was queued (an execbuffer that waited for its
+    /// dependencies, see [`crate::exec_queue`]), signalled right after `fence`, alike.
+    also: Option<SignalFence>,
     /// When it was created (its command queued right after).
     emitted: Instant<Monotonic>,
     /// Set when the host answered the command with an error, or never will answer it.
@@ -138,12 +141,17 @@ impl Timeline {
     /// Creates the fence of a command about to be queued with fence id `id`, which must be
     /// higher than every id emitted before. Returns the fence for waiters and the event to
     /// queue with the command. Callers serialise their `emit`s (the context's submit lock
-    /// does), which is what orders the ids.
+    /// does), which is what orders the ids. `also` signals with the fence.
     ///
     /// # Errors
     ///
-    /// `EINVAL` when `id` does not increase, `ENOMEM`. On error no fence was created.
-    pub(crate) fn emit(self: &Arc<Self>, id: u64) -> Result<(Fence, FenceEvent)> {
+    /// `EINVAL` when `id` does not increase, `ENOMEM`. On error no fence was created, and
+    /// `also` is dropped (which signals it with `ECANCELED`).
+    pub(crate) fn emit(
+        self: &Arc<Self>,
+        id: u64,
+        also: Option<SignalFence>,
+    ) -> Result<(Fence, FenceEvent)> {
         // Room first, allocated outside the interrupt-safe lock: the push below then cannot
         // fail, so a fence once created is always recorded (dropping it would signal it out
         // of order).
@@ -178,6 +186,7 @@ impl Timeline {
                 .push_within_capacity(Entry {
                     id,
                     fence,
+                    also,
                     emitted: Instant::now(),
                     error: None,
                 })
@@ -197,15 +206,15 @@ impl Timeline {
         ))
     }
 
-    /// Records that the host is done with fence `id`: retired, or failed with `result`.
-    /// Callable from any context.
-    fn record(&self, id: u64, result: Result) {
+    /// Records that the host is done with fence `id`: retired, or failed with `result` (the
+    /// first error recorded stays). Callable from any context.
+    pub(crate) fn record(&self, id: u64, result: Result) {
         let mut g = self.state.lock();
         match result {
             Ok(()) => g.retired = g.retired.max(id),
             Err(e) => {
                 if let Some(entry) = g.pending.iter_mut().find(|en| en.id == id) {
-                    entry.error = Some(e);
+                    entry.error.get_or_insert(e);
                 }
             }
         }
@@ -238,7 +247,11 @@ impl Timeline {
             };
             // Signalled outside the lock (callbacks run from here); still in order, as the
             // only signaller.
-            entry.fence.signal(entry.error.map_or(Ok(()), Err));
+            let result = entry.error.map_or(Ok(()), Err);
+            entry.fence.signal(result);
+            if let Some(also) = entry.also {
+                also.signal(result);
+            }
             self.stats.signalled.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -332,9 +345,9 @@ mod tests {
         let wq = queue()?;
         let stats = Arc::new(FenceStats::default(), GFP_KERNEL)?;
         let t = Timeline::new(1, 0, stats.clone())?;
-        let (f1, e1) = t.emit(1)?;
-        let (f2, e2) = t.emit(2)?;
-        let (f3, e3) = t.emit(3)?;
+        let (f1, e1) = t.emit(1, None)?;
+        let (f2, e2) = t.emit(2, None)?;
+        let (f3, e3) = t.emit(3, None)?;
         // QEMU answers 1 and 2 when 2 retires; answering 2 first must signal 1 as well.
         e2.retire(Ok(()), &wq);
         wq.flush();
@@ -355,8 +368,8 @@ mod tests {
     fn errors_signal_in_order() -> Result {
         let wq = queue()?;
         let t = Timeline::new(1, 1, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
-        let (f1, e1) = t.emit(10)?;
-        let (f2, e2) = t.emit(11)?;
+        let (f1, e1) = t.emit(10, None)?;
+        let (f2, e2) = t.emit(11, None)?;
         // 11 failed (the host rejected it) while 10 is still running: 11 waits for 10.
         e2.retire(Err(EIO), &wq);
         wq.flush();
@@ -380,7 +393,7 @@ mod tests {
         let mut events = KVec::new();
         // More than the first allocation of `pending`, so it grows on the way.
         for id in 1..=20u64 {
-            let (f, e) = t.emit(id)?;
+            let (f, e) = t.emit(id, None)?;
             let (l, ok) = (last.clone(), in_order.clone());
             // SAFETY: Every fence is signalled before this test returns (the module stays).
             unsafe {
@@ -419,8 +432,8 @@ mod tests {
     fn cancel_fails_pending_fences_and_late_answers_are_harmless() -> Result {
         let wq = queue()?;
         let t = Timeline::new(1, 4, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
-        let (f1, e1) = t.emit(1)?;
-        let (f2, e2) = t.emit(2)?;
+        let (f1, e1) = t.emit(1, None)?;
+        let (f2, e2) = t.emit(2, None)?;
         e1.retire(Ok(()), &wq);
         wq.flush();
         t.cancel();
@@ -436,15 +449,15 @@ mod tests {
     fn unanswered_event_fails_its_fence() -> Result {
         let wq = queue()?;
         let t = Timeline::new(1, 2, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
-        let (f1, e1) = t.emit(1)?;
-        let (f2, e2) = t.emit(2)?;
+        let (f1, e1) = t.emit(1, None)?;
+        let (f2, e2) = t.emit(2, None)?;
         drop(e2);
         assert!(!f2.is_signaled());
         drop(e1);
         assert_eq!((f1.error(), f2.error()), (Some(ECANCELED), Some(ECANCELED)));
         // Ids only increase, even after failures.
-        assert!(matches!(t.emit(2), Err(e) if e == EINVAL));
-        let (f3, e3) = t.emit(3)?;
+        assert!(matches!(t.emit(2, None), Err(e) if e == EINVAL));
+        let (f3, e3) = t.emit(3, None)?;
         e3.retire(Ok(()), &wq);
         wq.flush();
         assert_eq!((f3.is_signaled(), f3.error()), (true, None));

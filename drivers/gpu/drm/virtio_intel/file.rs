@@ -17,6 +17,7 @@ use kernel::{
 use crate::{
     ccmd::IoctlSimple,
     context::HostContext,
+    exec_queue::ExecQueue,
     driver::{
         Bound,
         I915Device,
@@ -40,6 +41,8 @@ pub(crate) struct File {
     /// What the guest knows of the file's GEM contexts (the host has them).
     #[pin]
     gem_ctxs: Mutex<KVec<GemCtx>>,
+    /// The execbuffers that wait for fences.
+    exec: Arc<ExecQueue>,
 }
 
 impl drm::file::DriverFile for File {
@@ -52,6 +55,7 @@ impl drm::file::DriverFile for File {
                 shared: shared.clone(),
                 ctx <- new_mutex!(None),
                 gem_ctxs <- new_mutex!(KVec::new()),
+                exec: ExecQueue::new(shared.clone())?,
             }),
             GFP_KERNEL,
         )
@@ -60,6 +64,8 @@ impl drm::file::DriverFile for File {
     /// Releases the file's host context: through the device while it is bound; after
     /// unbind the device was reset, and the host objects went with it.
     fn close(this: Pin<KBox<Self>>, dev: &I915Device<drm::Ioctl>) {
+        // What still waits for fences is cancelled before the host context goes.
+        this.exec.close();
         let Some(ctx) = this.ctx.lock().take() else {
             return;
         };
@@ -80,6 +86,11 @@ impl File {
     /// What the guest knows of the file's GEM contexts.
     pub(crate) fn gem_ctxs(&self) -> &Mutex<KVec<GemCtx>> {
         &self.gem_ctxs
+    }
+
+    /// The execbuffers of this file that wait for fences.
+    pub(crate) fn exec_queue(&self) -> &Arc<ExecQueue> {
+        &self.exec
     }
 
     /// The file's host context, if it has one yet.

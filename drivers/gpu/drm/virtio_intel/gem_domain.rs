@@ -5,10 +5,12 @@
 //!
 //! SET_DOMAIN, in i915's order: a GPU domain in either mask is `EINVAL`; a write domain
 //! with a read mask other than exactly that domain is `EINVAL`; no read domain succeeds at
-//! once; then the handle (`ENOENT`). The host's i915 then moves its object to the domain
-//! (waiting for the GPU, flushing or invalidating CPU caches as i915 does): the call goes
-//! to the host as `IOCTL_SIMPLE` with the object's `res_id`, and the host's errno comes
-//! back.
+//! once; then the handle (`ENOENT`). It waits, interruptibly, for the object's fences as
+//! i915 does (a read domain for writers, a write domain for all): those include batches
+//! still waiting in the guest for their dependencies, which the host does not know of yet.
+//! The host's i915 then moves its object to the domain (waiting for the GPU, flushing or
+//! invalidating CPU caches as i915 does): the call goes to the host as `IOCTL_SIMPLE` with
+//! the object's `res_id`, and the host's errno comes back.
 //!
 //! SW_FINISH looks the handle up (`ENOENT`) and succeeds: i915 only flushes objects that
 //! are scanned out, and this driver has no display.
@@ -24,6 +26,7 @@
 //! `EOPNOTSUPP`.
 
 use kernel::{
+    dma_resv::Usage,
     drm::{
         self,
         gem::BaseObject, //
@@ -152,6 +155,11 @@ impl File {
             return Ok(0);
         }
         let obj = Object::lookup_handle(file, args.handle)?;
+        obj.resv().wait_timeout(
+            Usage::rw(write != 0),
+            true,
+            kernel::time::Jiffies::MAX,
+        )?;
         // i915 cannot get the pages of a purged object.
         if obj.is_purged() {
             return Err(EFAULT);

@@ -109,17 +109,18 @@ impl Param {
             | uapi::I915_PARAM_HAS_EXEC_SOFTPIN
             | uapi::I915_PARAM_HAS_EXEC_ASYNC
             | uapi::I915_PARAM_HAS_EXEC_BATCH_FIRST => Self::Local(Ok(1)),
-            // Not yet: no in- or out-fences of execbuffers, no error capture the guest can
-            // read, no display (overlay, page flips), no scheduler, no perf, no PXP. Each
-            // answer changes when the feature lands.
+            // Execbuffer fences (`crate::execbuf`, `crate::exec_queue`): sync-file in-, submit-
+            // and out-fences, syncobj arrays and the timeline-fence extension.
+            uapi::I915_PARAM_HAS_EXEC_FENCE
+            | uapi::I915_PARAM_HAS_EXEC_FENCE_ARRAY
+            | uapi::I915_PARAM_HAS_EXEC_SUBMIT_FENCE
+            | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES => Self::Local(Ok(1)),
+            // Not yet: no error capture the guest can read, no display (overlay, page flips), no
+            // scheduler, no perf, no PXP. Each answer changes when the feature lands.
             uapi::I915_PARAM_HAS_PAGEFLIPPING
             | uapi::I915_PARAM_HAS_PRIME_VMAP_FLUSH
             | uapi::I915_PARAM_HAS_COHERENT_PHYS_GTT
-            | uapi::I915_PARAM_HAS_EXEC_FENCE
             | uapi::I915_PARAM_HAS_EXEC_CAPTURE
-            | uapi::I915_PARAM_HAS_EXEC_FENCE_ARRAY
-            | uapi::I915_PARAM_HAS_EXEC_SUBMIT_FENCE
-            | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES
             | uapi::I915_PARAM_HAS_USERPTR_PROBE
             | uapi::I915_PARAM_MMAP_GTT_COHERENT
             | uapi::I915_PARAM_HAS_OVERLAY
@@ -280,7 +281,7 @@ mod tests {
         assert_eq!(Param::classify(4), Param::ChipsetId);
         assert_eq!(Param::classify(32), Param::Revision);
         // Feature bits of the kernel's uAPI say what this driver does, not the host.
-        assert_eq!(Param::classify(44), Param::Local(Ok(0)));
+        assert_eq!(Param::classify(44), Param::Local(Ok(1)));
         assert_eq!(Param::classify(40), Param::Local(Ok(4)));
         assert_eq!(Param::classify(5), Param::Local(Ok(1)));
         assert_eq!(Param::classify(58), Param::Local(Err(ENODEV)));

@@ -23,7 +23,11 @@ use kernel::{
         Arc,
         Mutex, //
     },
-    task::TaskComm, //
+    task::TaskComm,
+    workqueue::{
+        OwnedQueue,
+        QueueFlags, //
+    }, //
 };
 
 use crate::{
@@ -227,10 +231,33 @@ pub(crate) struct Shared {
     /// Virtio context and resource ids in use (0 is never used: it means "none").
     #[pin]
     ids: Mutex<Ids>,
-    /// The engine class of each execbuffer timeline's fences, by fence context: `GEM_BUSY`
-    /// reports the classes of the engines an object is busy on.
+    /// This driver's execbuffer fence contexts: `GEM_BUSY` reports the engine classes of
+    /// the batches an object is busy with, and an execbuffer needs not wait for the fences
+    /// of batches the host already has.
     #[pin]
-    fence_classes: Mutex<KVec<(u64, u16)>>,
+    fence_classes: Mutex<KVec<FenceClass>>,
+    /// Runs the execbuffers that waited for fences ([`crate::exec_queue`]). Destroying it
+    /// (with the device's last reference, after every file closed) drains it.
+    pub(crate) exec_wq: OwnedQueue,
+}
+
+/// What [`Shared`] knows of one of this driver's fence contexts.
+struct FenceClass {
+    context: u64,
+    /// The `I915_ENGINE_CLASS_*` of its batches.
+    class: u16,
+    /// Whether its fences are of batches sent to a host ring ([`FenceKind::Ring`]), or of
+    /// execbuffers that may still wait in the guest ([`FenceKind::Queued`]).
+    kind: FenceKind,
+}
+
+/// The two kinds of this driver's execbuffer fences.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FenceKind {
+    /// A host ring's fence: its batch was sent to the host.
+    Ring,
+    /// An execbuffer queue's fence: its batch may not have been sent yet.
+    Queued,
 }
 
 impl Shared {
@@ -270,6 +297,7 @@ impl Shared {
                     res: IdPool::new(),
                 }),
                 fence_classes <- new_mutex!(KVec::new()),
+                exec_wq: OwnedQueue::new(c"virtio_intel-exec", QueueFlags::UNBOUND, 0)?,
             }),
             GFP_KERNEL,
         )
@@ -297,10 +325,15 @@ impl Shared {
     /// # Errors
     ///
     /// `ENOMEM`.
-    pub(crate) fn add_fence_class(&self, fence_ctx: u64, class: u16) -> Result {
-        self.fence_classes
-            .lock()
-            .push((fence_ctx, class), GFP_KERNEL)?;
+    pub(crate) fn add_fence_class(&self, fence_ctx: u64, class: u16, kind: FenceKind) -> Result {
+        self.fence_classes.lock().push(
+            FenceClass {
+                context: fence_ctx,
+                class,
+                kind,
+            },
+            GFP_KERNEL,
+        )?;
         Ok(())
     }
 
@@ -308,7 +341,7 @@ impl Shared {
     pub(crate) fn remove_fence_class(&self, fence_ctx: u64) {
         self.fence_classes
             .lock()
-            .retain(|&mut (c, _)| c != fence_ctx);
+            .retain(|c| c.context != fence_ctx);
     }
 
     /// The engine class of the fences of fence context `fence_ctx`, if this driver's.
@@ -316,8 +349,18 @@ impl Shared {
         self.fence_classes
             .lock()
             .iter()
-            .find(|&&(c, _)| c == fence_ctx)
-            .map(|&(_, class)| class)
+            .find(|c| c.context == fence_ctx)
+            .map(|c| c.class)
+    }
+
+    /// Whether fence context `fence_ctx` is one of this driver's host rings: its batches
+    /// were sent to the host, whose i915 orders them before later batches on the same
+    /// objects.
+    pub(crate) fn is_ring_fence_context(&self, fence_ctx: u64) -> bool {
+        self.fence_classes
+            .lock()
+            .iter()
+            .any(|c| c.context == fence_ctx && c.kind == FenceKind::Ring)
     }
 
     /// A generation for a new host context: unique for the life of the device.

@@ -26,6 +26,7 @@ mod ccmd;
 mod context;
 mod debugfs;
 mod driver;
+mod exec_queue;
 mod execbuf;
 mod fence;
 mod file;

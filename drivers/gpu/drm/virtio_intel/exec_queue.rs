@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Execbuffers that wait for fences before they go to the host.
+//!
+//! An execbuffer's dependencies (its in-fence, the syncobjs it waits for, and the fences of
+//! other work on its objects that the host does not order by itself) are resolved in the
+//! guest without blocking the ioctl. One with none unsignalled, and with no earlier
+//! execbuffer of its GEM context and engine still waiting, is sent at once, as before. The
+//! others wait in the file's [`ExecQueue`]: a callback on each dependency counts it down, the
+//! last one queues the queue's work on the device's exec workqueue, and the work sends, in
+//! submission order per GEM context and engine, every execbuffer whose dependencies are
+//! done. This is a small queue of our own rather than the DRM GPU scheduler: the host does
+//! the scheduling, so all the guest needs is "wait for these fences, then send, in order",
+//! and the execbuffer's validation and errors stay in the ioctl.
+//!
+//! A waiting execbuffer's fence (the one userspace and the objects' reservations get) is a
+//! fence of the queue, one fence context per GEM context and engine, signalled with the
+//! host ring's fence once the batch is sent (see [`crate::fence::Timeline::emit`]). A
+//! dependency that signals with an error skips the batch, whose fence then signals with
+//! that error, as i915 skips a request whose fence it awaited failed; `EAGAIN` and
+//! `ETIMEDOUT` are not fatal there and are not here. A file being closed cancels what still
+//! waits (`ECANCELED`); an execbuffer that becomes ready once the device is unbound fails
+//! with `ENODEV`.
+//!
+//! At most [`MAX_WAITING`] execbuffers of a file wait at once; the next one blocks,
+//! interruptibly, until one is sent, as i915 blocks when a context's ring is full.
+
+use core::sync::atomic::{
+    AtomicI32,
+    AtomicUsize,
+    Ordering, //
+};
+use kernel::{
+    dma_fence::{
+        CallbackHandle,
+        Fence,
+        FenceContext,
+        SignalFence, //
+    },
+    impl_has_work,
+    new_condvar,
+    new_mutex,
+    new_work,
+    prelude::*,
+    str::CString,
+    sync_file::SyncFile,
+    sync::{
+        aref::ARef,
+        Arc,
+        CondVar,
+        Mutex, //
+    },
+    workqueue::{
+        Work,
+        WorkItem, //
+    },
+};
+
+use crate::{
+    ccmd::GemExecbuffer2,
+    context::HostContext,
+    driver::Bound,
+    gem::{
+        IoctlDevice,
+        Object, //
+    },
+    shared::{
+        FenceKind,
+        Shared, //
+    },
+};
+
+/// Most execbuffers of one file that wait for dependencies at once.
+pub(crate) const MAX_WAITING: usize = 1024;
+
+/// An execbuffer, validated and ready for the host.
+pub(crate) struct Submission {
+    /// The GEM context.
+    pub(crate) ctx_id: u32,
+    /// The host ring (`1 +` the engine index).
+    pub(crate) ring: u8,
+    /// The engine's `I915_ENGINE_CLASS_*`.
+    pub(crate) class: u16,
+    /// The ccmd.
+    pub(crate) cmd: GemExecbuffer2,
+    /// The objects, kept alive until the batch was sent (never read).
+    pub(crate) _objects: KVec<ARef<Object>>,
+    /// The file's host context.
+    pub(crate) host: Arc<HostContext>,
+    /// The device, to reach it from the work.
+    pub(crate) dev: ARef<IoctlDevice>,
+}
+
+/// The dependencies of one waiting execbuffer still unsignalled, counted down by their
+/// callbacks.
+struct Deps {
+    /// Unsignalled dependencies, plus one while the ioctl is still adding callbacks.
+    pending: AtomicUsize,
+    /// The first fatal error a dependency signalled with (a negative errno), or 0.
+    error: AtomicI32,
+    queue: Arc<ExecQueue>,
+}
+
+impl Deps {
+    /// A dependency is done with `result` (from a fence callback: atomic context).
+    fn done(&self, result: Result) {
+        if let Err(e) = result {
+            if e != EAGAIN && e != ETIMEDOUT {
+                let _ = self.error.compare_exchange(
+                    0,
+                    e.to_errno(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.queue.kick();
+        }
+    }
+}
+
+/// An execbuffer waiting for its dependencies.
+struct Job {
+    /// Dropped first (once the job runs or is cancelled): unregisters what has not run.
+    callbacks: KVec<CallbackHandle>,
+    /// Fences of earlier jobs of this queue that must be sent first (submit fences).
+    after: KVec<Fence>,
+    sub: Submission,
+    /// Its fence, which userspace and the objects already have.
+    fence: SignalFence,
+    deps: Arc<Deps>,
+}
+
+impl Job {
+    fn key(&self) -> (u32, u8) {
+        (self.sub.ctx_id, self.sub.ring)
+    }
+
+    fn ready(&self) -> bool {
+        self.deps.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Sends the batch, or fails its fence.
+    fn run(self) {
+        let Job {
+            callbacks,
+            after: _,
+            sub,
+            fence,
+            deps,
+        } = self;
+        // Every dependency signalled: this waits for a callback still finishing.
+        drop(callbacks);
+        let error = deps.error.load(Ordering::Acquire);
+        if error != 0 {
+            fence.signal(Err(Error::from_errno(error)));
+            return;
+        }
+        let Some(guard) = sub.dev.registration_guard() else {
+            fence.signal(Err(ENODEV));
+            return;
+        };
+        guard.registration_data_with(|bound| {
+            // On error the fence signals with it.
+            if let Err(e) = sub
+                .host
+                .execbuffer(bound, &sub.cmd, sub.ring, sub.class, Some(fence))
+            {
+                pr_debug!(
+                    "virtio_intel: ctx {}: queued execbuffer failed: {:?}\n",
+                    sub.ctx_id,
+                    e
+                );
+            }
+        });
+    }
+}
+
+/// The fence context of the waiting execbuffers of one GEM context and engine.
+struct QueueTimeline {
+    ctx_id: u32,
+    ring: u8,
+    fences: FenceContext,
+    last: u64,
+}
+
+/// What the queue's lock guards.
+struct State {
+    /// Waiting execbuffers, in submission order.
+    jobs: KVec<Job>,
+    timelines: KVec<QueueTimeline>,
+    /// The file is closed: nothing is queued or sent any more.
+    closed: bool,
+}
+
+impl State {
+    fn has_key(&self, key: (u32, u8)) -> bool {
+        self.jobs.iter().any(|j| j.key() == key)
+    }
+
+    /// Whether the job whose fence is `fence` still waits here.
+    fn waiting(&self, fence: &Fence) -> bool {
+        self.jobs
+            .iter()
+            .any(|j| j.fence.fence().as_ptr() == fence.as_ptr())
+    }
+
+    /// Whether `fence` is one of this queue's fences.
+    fn owns(&self, fence: &Fence) -> bool {
+        self.timelines
+            .iter()
+            .any(|t| t.fences.id() == fence.context())
+    }
+
+    /// Takes the first job that is ready, has no earlier job of its key before it, and none
+    /// of whose submit fences still waits.
+    fn take_ready(&mut self) -> Option<Job> {
+        let at = (0..self.jobs.len()).find(|&i| {
+            let j = &self.jobs[i];
+            j.ready()
+                && !self.jobs[..i].iter().any(|e| e.key() == j.key())
+                && !j.after.iter().any(|f| self.waiting(f))
+        })?;
+        self.jobs.remove(at).ok()
+    }
+}
+
+/// The execbuffers of one file that wait for dependencies.
+#[pin_data]
+pub(crate) struct ExecQueue {
+    shared: Arc<Shared>,
+    #[pin]
+    state: Mutex<State>,
+    /// Signalled when a job leaves the queue.
+    #[pin]
+    room: CondVar,
+    /// Held while an execbuffer is sent (by the ioctl or the work): per GEM context and
+    /// engine, batches reach the host in submission order.
+    #[pin]
+    sending: Mutex<()>,
+    #[pin]
+    work: Work<ExecQueue>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for ExecQueue { self.work }
+}
+
+impl WorkItem for ExecQueue {
+    type Pointer = Arc<ExecQueue>;
+
+    fn run(this: Arc<ExecQueue>) {
+        let _sending = this.sending.lock();
+        loop {
+            let job = {
+                let mut st = this.state.lock();
+                if st.closed {
+                    return;
+                }
+                st.take_ready()
+            };
+            let Some(job) = job else {
+                return;
+            };
+            this.room.notify_all();
+            job.run();
+        }
+    }
+}
+
+impl ExecQueue {
+    /// An empty queue for a file of the device `shared` describes.
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                shared,
+                state <- new_mutex!(State {
+                    jobs: KVec::new(),
+                    timelines: KVec::new(),
+                    closed: false,
+                }),
+                room <- new_condvar!(),
+                sending <- new_mutex!(()),
+                work <- new_work!("virtio_intel::ExecQueue::work"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Queues the work that sends ready jobs (callable from any context).
+    fn kick(self: &Arc<Self>) {
+        // Already queued: that run will see this job too.
+        let _ = self.shared.exec_wq.enqueue(self.clone());
+    }
+
+    /// Sends `sub` once `deps` (unsignalled fences) have signalled, and the batches of
+    /// `submits` (submit fences) were sent, and returns its batch's fence: at once through
+    /// `bound` when nothing is to wait for, with the host's errors; otherwise it waits here,
+    /// and its fence is the queue's. With `out`, also returns a sync file of a fence that
+    /// signals with the batch, made before anything is sent.
+    ///
+    /// A submit fence of this queue needs its job sent; one of another queue (another
+    /// file's) or of another driver needs to signal, as i915 waits for foreign submit
+    /// fences.
+    ///
+    /// # Errors
+    ///
+    /// `ERESTARTSYS` when interrupted while [`MAX_WAITING`] execbuffers wait, `ENOMEM`,
+    /// `ENODEV` after close, and [`HostContext::execbuffer`]'s errors.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        bound: &Bound<'_>,
+        sub: Submission,
+        mut deps: KVec<Fence>,
+        submits: KVec<Fence>,
+        out: bool,
+    ) -> Result<(Fence, Option<SyncFile>)> {
+        let sending = self.sending.lock();
+        let key = (sub.ctx_id, sub.ring);
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(ENODEV);
+        }
+        let mut after = KVec::new();
+        for f in submits {
+            if st.owns(&f) {
+                if st.waiting(&f) {
+                    after.push(f, GFP_KERNEL)?;
+                }
+            } else {
+                deps.push(f, GFP_KERNEL)?;
+            }
+        }
+        if deps.is_empty() && after.is_empty() && !st.has_key(key) {
+            // The out-fence is one of the queue's, signalled with the ring's: its sync file
+            // exists before the batch is sent, so nothing fails once it is.
+            let (also, file) = if out {
+                let f = self.new_fence(&mut st, key, sub.class)?;
+                let file = SyncFile::new(&f.fence())?;
+                (Some(f), Some(file))
+            } else {
+                (None, None)
+            };
+            drop(st);
+            let fence = sub
+                .host
+                .execbuffer(bound, &sub.cmd, sub.ring, sub.class, also)?;
+            return Ok((fence, file));
+        }
+        drop(sending);
+        while st.jobs.len() >= MAX_WAITING {
+            if self.room.wait_interruptible(&mut st) {
+                return Err(ERESTARTSYS);
+            }
+            if st.closed {
+                return Err(ENODEV);
+            }
+        }
+        st.jobs.reserve(1, GFP_KERNEL)?;
+        let fence = self.new_fence(&mut st, key, sub.class)?;
+        let batch = fence.fence();
+        let file = if out {
+            Some(SyncFile::new(&batch)?)
+        } else {
+            None
+        };
+        let deps_state = Arc::new(
+            Deps {
+                pending: AtomicUsize::new(1),
+                error: AtomicI32::new(0),
+                queue: self.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        let mut callbacks = KVec::with_capacity(deps.len(), GFP_KERNEL)?;
+        for dep in deps.iter() {
+            deps_state.pending.fetch_add(1, Ordering::AcqRel);
+            let d = deps_state.clone();
+            // SAFETY: The handle is kept in the job, which is dropped (unregistering the
+            // callback) when it runs or when the file is closed, before the module can go.
+            match unsafe { dep.add_callback(move |r| d.done(r)) } {
+                Ok(h) => callbacks.push(h, GFP_KERNEL)?,
+                Err(e) => {
+                    deps_state.pending.fetch_sub(1, Ordering::AcqRel);
+                    if e != ENOENT {
+                        return Err(e);
+                    }
+                    // Signalled meanwhile.
+                    if let Some(err) = dep.error() {
+                        if err != EAGAIN && err != ETIMEDOUT {
+                            let _ = deps_state.error.compare_exchange(
+                                0,
+                                err.to_errno(),
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Reserved above: this does not allocate.
+        st.jobs.push(
+            Job {
+                callbacks,
+                after,
+                sub,
+                fence,
+                deps: deps_state.clone(),
+            },
+            GFP_NOWAIT,
+        )?;
+        drop(st);
+        // The ioctl's own count: the last dependency may have signalled already.
+        deps_state.done(Ok(()));
+        Ok((batch, file))
+    }
+
+    /// A new fence for a waiting execbuffer of GEM context and engine `key`.
+    fn new_fence(&self, st: &mut State, key: (u32, u8), class: u16) -> Result<SignalFence> {
+        let i = match st
+            .timelines
+            .iter()
+            .position(|t| (t.ctx_id, t.ring) == key)
+        {
+            Some(i) => i,
+            None => {
+                st.timelines.reserve(1, GFP_KERNEL)?;
+                let name = CString::try_from_fmt(fmt!("queue-ctx{}-ring{}", key.0, key.1))?;
+                let fences = FenceContext::new(c"virtio_intel", &name)?;
+                self.shared
+                    .add_fence_class(fences.id(), class, FenceKind::Queued)?;
+                st.timelines.push(
+                    QueueTimeline {
+                        ctx_id: key.0,
+                        ring: key.1,
+                        fences,
+                        last: 0,
+                    },
+                    GFP_NOWAIT,
+                )?;
+                st.timelines.len() - 1
+            }
+        };
+        let t = &mut st.timelines[i];
+        let f = t.fences.new_fence(t.last + 1)?;
+        t.last += 1;
+        Ok(f)
+    }
+
+    /// The file is closed: cancels what waits (`ECANCELED`), and waits for a batch being
+    /// sent and for the work. Nothing is queued or sent afterwards.
+    pub(crate) fn close(&self) {
+        let (jobs, timelines) = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            (
+                core::mem::take(&mut st.jobs),
+                core::mem::take(&mut st.timelines),
+            )
+        };
+        self.room.notify_all();
+        // Unregisters every callback (waiting for one that runs), then fails the fences in
+        // submission order.
+        drop(jobs);
+        drop(self.sending.lock());
+        self.shared.exec_wq.flush();
+        for t in timelines.iter() {
+            self.shared.remove_fence_class(t.fences.id());
+        }
+    }
+}
