@@ -91,6 +91,16 @@ pub(crate) struct Bound<'bound> {
     pub(crate) hostmem: virtio::ShmRegion<'bound>,
     /// The device's counters (for debugfs).
     pub(crate) stats: Arc<Stats>,
+    /// The device state the files share.
+    shared: Arc<Shared>,
+}
+
+impl Drop for Bound<'_> {
+    /// Runs once the DRM device was unplugged (no ioctl or work is inside it any more):
+    /// execbuffers still waiting for their dependencies will never reach the host.
+    fn drop(&mut self) {
+        self.shared.cancel_waiting_execbuffers();
+    }
 }
 
 /// Per-device state while the driver is bound.
@@ -316,6 +326,7 @@ impl<'bound> DeviceData<'bound> {
             queue: ctrl,
             hostmem,
             stats: shared.stats.clone(),
+            shared: shared.clone(),
         };
         // SAFETY: The registration is stored in the driver data and dropped with it; it is
         // never leaked.

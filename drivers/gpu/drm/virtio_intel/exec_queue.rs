@@ -19,8 +19,7 @@
 //! dependency that signals with an error skips the batch, whose fence then signals with
 //! that error, as i915 skips a request whose fence it awaited failed; `EAGAIN` and
 //! `ETIMEDOUT` are not fatal there and are not here. A file being closed cancels what still
-//! waits (`ECANCELED`); an execbuffer that becomes ready once the device is unbound fails
-//! with `ENODEV`.
+//! waits (`ECANCELED`), and unbinding the device what waits in any file (`ENODEV`).
 //!
 //! At most [`MAX_WAITING`] execbuffers of a file wait at once; the next one blocks,
 //! interruptibly, until one is sent, as i915 blocks when a context's ring is full.
@@ -139,6 +138,16 @@ impl Job {
 
     fn ready(&self) -> bool {
         self.deps.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Fails the job with `error`: its callbacks are unregistered (waiting for one that
+    /// runs) before its fence signals.
+    fn cancel(self, error: Error) {
+        let Job {
+            callbacks, fence, ..
+        } = self;
+        drop(callbacks);
+        fence.signal(Err(error));
     }
 
     /// Sends the batch, or fails its fence.
@@ -270,9 +279,11 @@ impl WorkItem for ExecQueue {
 }
 
 impl ExecQueue {
-    /// An empty queue for a file of the device `shared` describes.
+    /// An empty queue for a file of the device `shared` describes, which knows of it until
+    /// [`Self::close`].
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Arc<Self>> {
-        Arc::pin_init(
+        let registry = shared.clone();
+        let q = Arc::pin_init(
             try_pin_init!(Self {
                 shared,
                 state <- new_mutex!(State {
@@ -285,7 +296,9 @@ impl ExecQueue {
                 work <- new_work!("virtio_intel::ExecQueue::work"),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        registry.add_exec_queue(q.clone())?;
+        Ok(q)
     }
 
     /// Queues the work that sends ready jobs (callable from any context).
@@ -449,25 +462,26 @@ impl ExecQueue {
         Ok(f)
     }
 
+    /// Fails every job still waiting with `error`, in submission order.
+    pub(crate) fn cancel_waiting(&self, error: Error) {
+        let jobs = core::mem::take(&mut self.state.lock().jobs);
+        self.room.notify_all();
+        for job in jobs {
+            job.cancel(error);
+        }
+    }
+
     /// The file is closed: cancels what waits (`ECANCELED`), and waits for a batch being
     /// sent and for the work. Nothing is queued or sent afterwards.
     pub(crate) fn close(&self) {
-        let (jobs, timelines) = {
-            let mut st = self.state.lock();
-            st.closed = true;
-            (
-                core::mem::take(&mut st.jobs),
-                core::mem::take(&mut st.timelines),
-            )
-        };
-        self.room.notify_all();
-        // Unregisters every callback (waiting for one that runs), then fails the fences in
-        // submission order.
-        drop(jobs);
+        self.state.lock().closed = true;
+        self.cancel_waiting(ECANCELED);
         drop(self.sending.lock());
         self.shared.exec_wq.flush();
+        let timelines = core::mem::take(&mut self.state.lock().timelines);
         for t in timelines.iter() {
             self.shared.remove_fence_class(t.fences.id());
         }
+        self.shared.remove_exec_queue(self);
     }
 }

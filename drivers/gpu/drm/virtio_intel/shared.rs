@@ -33,6 +33,7 @@ use kernel::{
 use crate::{
     cache::AnswerCache,
     driver::Bound,
+    exec_queue::ExecQueue,
     fence::FenceStats,
     gem::{
         Evict,
@@ -239,6 +240,9 @@ pub(crate) struct Shared {
     /// Runs the execbuffers that waited for fences ([`crate::exec_queue`]). Destroying it
     /// (with the device's last reference, after every file closed) drains it.
     pub(crate) exec_wq: OwnedQueue,
+    /// The execbuffer queue of each open file, whose waiting execbuffers unbinding cancels.
+    #[pin]
+    exec_queues: Mutex<KVec<Arc<ExecQueue>>>,
 }
 
 /// What [`Shared`] knows of one of this driver's fence contexts.
@@ -298,6 +302,7 @@ impl Shared {
                 }),
                 fence_classes <- new_mutex!(KVec::new()),
                 exec_wq: OwnedQueue::new(c"virtio_intel-exec", QueueFlags::UNBOUND, 0)?,
+                exec_queues <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -335,6 +340,30 @@ impl Shared {
             GFP_KERNEL,
         )?;
         Ok(())
+    }
+
+    /// Records the execbuffer queue of a new file.
+    pub(crate) fn add_exec_queue(&self, q: Arc<ExecQueue>) -> Result {
+        self.exec_queues.lock().push(q, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets the execbuffer queue of a file being closed.
+    pub(crate) fn remove_exec_queue(&self, q: &ExecQueue) {
+        self.exec_queues
+            .lock()
+            .retain(|e| !core::ptr::eq::<ExecQueue>(&**e, q));
+    }
+
+    /// The device is being unbound: fails every execbuffer still waiting for its
+    /// dependencies (`ENODEV`); the host will not run them.
+    pub(crate) fn cancel_waiting_execbuffers(&self) {
+        let queues = core::mem::take(&mut *self.exec_queues.lock());
+        for q in queues.iter() {
+            q.cancel_waiting(ENODEV);
+        }
+        // Files still open keep their queues; closing them removes nothing more.
+        *self.exec_queues.lock() = queues;
     }
 
     /// Forgets the class of fence context `fence_ctx` (its timeline is gone).

@@ -31,6 +31,7 @@
 
 #include <drm/drm.h>
 #include <drm/i915_drm.h>
+#include <linux/sync_file.h>
 
 #include "kselftest_harness.h"
 
@@ -416,7 +417,7 @@ TEST_F(node, getparam_is_i915_exact)
 	EXPECT_EQ(expected_devid(), buf[0]);
 	EXPECT_EQ((int)0xa5a5a5a5, buf[1]);
 
-	/* The driver's own uAPI: GEM, MMAP_OFFSET and execbuffer, no fences or PXP yet. */
+	/* The driver's own uAPI: GEM, MMAP_OFFSET, execbuffer and its fences, no PXP yet. */
 	v = -1;
 	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXEC_SOFTPIN, &v));
 	EXPECT_EQ(1, v);
@@ -425,10 +426,10 @@ TEST_F(node, getparam_is_i915_exact)
 	EXPECT_EQ(1, v);
 	v = -1;
 	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXEC_FENCE, &v));
-	EXPECT_EQ(0, v);
+	EXPECT_EQ(1, v);
 	v = -1;
 	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_HAS_EXEC_TIMELINE_FENCES, &v));
-	EXPECT_EQ(0, v);
+	EXPECT_EQ(1, v);
 	v = -1;
 	ASSERT_EQ(0, getparam(self->fd, I915_PARAM_MMAP_GTT_VERSION, &v));
 	EXPECT_EQ(4, v);
@@ -2013,9 +2014,52 @@ TEST_F(node, exec_errors_are_i915s)
 	obj.flags = EXEC_OBJECT_WRITE;
 	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
 	obj.flags = 0;
-	/* Fences are not implemented yet, and say so. */
-	eb.flags = I915_EXEC_FENCE_OUT;
+	/* Fences, checked before the context: both in-fence kinds, an fd that is not a sync
+	 * file, a syncobj array with extensions, extensions with cliprects, an unknown
+	 * syncobj, waiting for an empty one, unknown fence flags. */
+	eb.rsvd1 = 0x7777;
+	eb.flags = I915_EXEC_FENCE_IN | I915_EXEC_FENCE_SUBMIT;
 	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.flags = I915_EXEC_FENCE_IN;
+	eb.rsvd2 = self->fd;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	eb.rsvd2 = 0;
+	{
+		struct drm_i915_gem_exec_fence ef = { 0 };
+		struct drm_syncobj_create sc = { 0 };
+
+		ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc));
+		eb.flags = I915_EXEC_FENCE_ARRAY | I915_EXEC_USE_EXTENSIONS;
+		EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+		eb.flags = I915_EXEC_USE_EXTENSIONS;
+		eb.num_cliprects = 1;
+		EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+		eb.flags = I915_EXEC_FENCE_ARRAY;
+		eb.cliprects_ptr = (uintptr_t)&ef;
+		ef.handle = sc.handle + 100;
+		EXPECT_EQ(-ENOENT, execbuf(self->fd, &eb));
+		ef.handle = sc.handle;
+		ef.flags = I915_EXEC_FENCE_WAIT;
+		EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+		ef.flags = 4;
+		EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+		/* The out-fence fd of a refused execbuffer is not installed. */
+		ef.flags = I915_EXEC_FENCE_SIGNAL;
+		eb.flags = I915_EXEC_FENCE_ARRAY | I915_EXEC_FENCE_OUT;
+		EXPECT_EQ(-ENOENT, execbuf(self->fd, &eb));
+		EXPECT_EQ(0, eb.rsvd2 >> 32);
+		eb.rsvd1 = 0;
+		ASSERT_EQ(0, execbuf(self->fd, &eb));
+		EXPECT_GT(eb.rsvd2 >> 32, 0);
+		close(eb.rsvd2 >> 32);
+		ef.flags = I915_EXEC_FENCE_WAIT;
+		eb.flags = I915_EXEC_FENCE_ARRAY;
+		ASSERT_EQ(0, execbuf(self->fd, &eb));
+		eb.num_cliprects = 0;
+		eb.cliprects_ptr = 0;
+	}
+	eb.rsvd1 = 0;
+	eb.rsvd2 = 0;
 	eb.flags = 0;
 	ASSERT_EQ(0, execbuf(self->fd, &eb));
 	gem_close(self->fd, batch);
@@ -2254,15 +2298,18 @@ TEST_F_TIMEOUT(node, exec_failures_leak_nothing, 900)
 	eb.buffer_count = 1;
 	ASSERT_EQ(0, execbuf(fd, &eb));
 	fds = open_fds();
-	/* 100,000 refused submits: one in ten by the host (an unknown context), the rest by
-	 * the guest (an unaligned batch). */
+	/* 100,000 refused submits: one in ten by the context lookup (an unknown context), the
+	 * rest by the guest's first checks (an unaligned batch). */
 	for (int i = 0; i < 100000; i++) {
 		int host = i % 10 == 0;
 
 		eb.rsvd1 = host ? 0x7777 : 0;
 		eb.batch_start_offset = host ? 0 : 4;
+		/* Every other one with an out-fence, whose fd must not stay. */
+		eb.flags = i % 2 ? I915_EXEC_FENCE_OUT : 0;
 		ASSERT_EQ(host ? -ENOENT : -EINVAL, execbuf(fd, &eb)) TH_LOG("submit %d", i);
 	}
+	eb.flags = 0;
 	EXPECT_EQ(fds, open_fds());
 	eb.rsvd1 = 0;
 	eb.batch_start_offset = 0;
@@ -2358,6 +2405,285 @@ TEST_F(node, exec_args_in_own_mapping)
 	munmap(m, size);
 	gem_close(self->fd, batch);
 	gem_close(self->fd, args_bo);
+}
+
+/* sw_sync (debugfs): a timeline whose fences userspace signals. */
+struct sw_sync_create_fence_data {
+	uint32_t value;
+	char name[32];
+	int32_t fence;
+};
+#define SW_SYNC_IOC_CREATE_FENCE	_IOWR('W', 0, struct sw_sync_create_fence_data)
+#define SW_SYNC_IOC_INC			_IOW('W', 1, uint32_t)
+
+/* A timeline and a sync file of its point 1, unsignalled; -1 without sw_sync. */
+static int sw_sync_fence(int *timeline)
+{
+	struct sw_sync_create_fence_data d = { .value = 1, .name = "kselftest" };
+
+	*timeline = open("/sys/kernel/debug/sync/sw_sync", O_RDWR | O_CLOEXEC);
+	if (*timeline < 0)
+		return -1;
+	if (ioctl(*timeline, SW_SYNC_IOC_CREATE_FENCE, &d)) {
+		close(*timeline);
+		return -1;
+	}
+	return d.fence;
+}
+
+/* Whether sync file `fd` signalled within `ms`; its status (1, or an error) in `status`. */
+static int fence_signalled(int fd, int ms, int *status)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct sync_file_info info = { 0 };
+
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	if (ioctl(fd, SYNC_IOC_FILE_INFO, &info))
+		return 0;
+	*status = info.status;
+	return 1;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* submit_store() with an in-fence (or -1) and an out-fence, returned in *out. */
+static int submit_store_fenced(int fd, uint32_t ctx, uint64_t ring, uint32_t target,
+			       uint32_t batch, uint32_t value, int in, int *out)
+{
+	uint32_t b[8] = { MI_STORE_DWORD_IMM_GEN4, (uint32_t)(TARGET_VA + 64), 0, value,
+			  MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 obj[2] = {
+		{ .handle = target, .offset = TARGET_VA,
+		  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE | EXEC_OBJECT_SUPPORTS_48B_ADDRESS },
+		{ .handle = batch, .offset = BATCH_VA,
+		  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_SUPPORTS_48B_ADDRESS },
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)obj, .buffer_count = 2, .rsvd1 = ctx,
+		.flags = ring | I915_EXEC_FENCE_OUT | (in >= 0 ? I915_EXEC_FENCE_IN : 0),
+		.rsvd2 = in >= 0 ? (uint32_t)in : 0,
+	};
+	int r = pwrite_words(fd, batch, b, 6);
+
+	if (r)
+		return r;
+	r = execbuf(fd, &eb);
+	if (!r)
+		*out = eb.rsvd2 >> 32;
+	return r;
+}
+
+/*
+ * An execbuffer whose in-fence has not signalled returns at once; it runs once the fence
+ * signals, and a later execbuffer of its context and engine runs after it.
+ */
+TEST_F(node, exec_in_fence_waits_without_blocking)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, b1 = 0, b2 = 0, busy = 0;
+	int tl, in, out1 = -1, out2 = -1, st = 0, one = 1;
+	int64_t t = -1;
+	double t0;
+
+	in = sw_sync_fence(&tl);
+	if (in < 0)
+		SKIP(return, "no sw_sync (CONFIG_SW_SYNC and debugfs)");
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &b1));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &b2));
+	t0 = now_s();
+	ASSERT_EQ(0, submit_store_fenced(self->fd, 0, I915_EXEC_BLT, target, b1, 1, in, &out1));
+	ASSERT_EQ(0, submit_store_fenced(self->fd, 0, I915_EXEC_BLT, target, b2, 2, -1, &out2));
+	EXPECT_LT(now_s() - t0, 2.0);
+	usleep(100 * 1000);
+	EXPECT_EQ(0, fence_signalled(out1, 0, &st));
+	EXPECT_EQ(0, fence_signalled(out2, 0, &st));
+	ASSERT_EQ(0, gem_busy(self->fd, target, &busy));
+	EXPECT_NE(0, busy);
+	t = 0;
+	EXPECT_EQ(-ETIME, gem_wait(self->fd, target, &t));
+	ASSERT_EQ(0, ioctl(tl, SW_SYNC_IOC_INC, &one));
+	t = -1;
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(1, fence_signalled(out1, 5000, &st));
+	EXPECT_EQ(1, st);
+	EXPECT_EQ(1, fence_signalled(out2, 5000, &st));
+	EXPECT_EQ(1, st);
+	/* In submission order: the second store came last. */
+	EXPECT_EQ(2, pread_word(self->fd, target, 64));
+	close(out1);
+	close(out2);
+	close(in);
+	close(tl);
+	gem_close(self->fd, b1);
+	gem_close(self->fd, b2);
+	gem_close(self->fd, target);
+}
+
+/*
+ * A process whose execbuffers wait for a fence that never signals: at most 1024 wait per
+ * file and the next one blocks, interruptibly; SIGKILL ends the process, and its file's
+ * waiting execbuffers, objects and host context all go.
+ */
+TEST(exec_waiting_is_bounded_and_killable)
+{
+	long ctx, blobs, bytes, quar;
+	int p[2], status = 0, n = 0, tl, in;
+	pid_t pid;
+
+	in = sw_sync_fence(&tl);
+	if (in < 0)
+		SKIP(return, "no sw_sync (CONFIG_SW_SYNC and debugfs)");
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int fd = open(render_node(), O_RDWR | O_CLOEXEC);
+		uint64_t size = 4096;
+		uint32_t target = 0, batch = 0;
+
+		close(p[0]);
+		if (fd < 0 || gem_create(fd, &size, &target) || gem_create(fd, &size, &batch))
+			_exit(2);
+		for (int i = 0; i < 1100; i++) {
+			int out = -1;
+			struct drm_i915_gem_exec_object2 obj[2] = {
+				{ .handle = target, .offset = TARGET_VA,
+				  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE },
+				{ .handle = batch, .offset = BATCH_VA, .flags = EXEC_OBJECT_PINNED },
+			};
+			struct drm_i915_gem_execbuffer2 eb = {
+				.buffers_ptr = (uintptr_t)obj, .buffer_count = 2,
+				.flags = I915_EXEC_BLT | I915_EXEC_FENCE_IN, .rsvd2 = in,
+			};
+
+			/* The batch is written once: writing it again would wait for it. */
+			if (i == 0 && submit_store_fenced(fd, 0, I915_EXEC_BLT, target, batch, i, in, &out))
+				_exit(3);
+			if (i > 0 && execbuf(fd, &eb))
+				_exit(4);
+			if (out >= 0)
+				close(out);
+			if (write(p[1], "x", 1) != 1)
+				_exit(5);
+		}
+		_exit(6);
+	}
+	close(p[1]);
+	/* Wait until the child stops getting through. */
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char c;
+
+		if (poll(&pf, 1, 3000) != 1)
+			break;
+		if (read(p[0], &c, 1) != 1)
+			break;
+		n++;
+	}
+	EXPECT_EQ(1024, n);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) TH_LOG("status %#x", status);
+	close(p[0]);
+	close(in);
+	close(tl);
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld objects %ld", ctx, blobs, bytes, quar, live_counter("objects"));
+}
+
+/* Timeline syncobjs through the execbuffer extension: signal a point, wait for it. */
+TEST_F(node, exec_timeline_syncobjs)
+{
+	uint64_t size = 4096, point = 3, got = 0;
+	uint32_t batch = 0, bbe[2] = { MI_BATCH_BUFFER_END, 0 };
+	struct drm_syncobj_create sc = { 0 };
+	struct drm_i915_gem_exec_fence ef = { 0 };
+	struct drm_i915_gem_execbuffer_ext_timeline_fences ext = {
+		.base.name = DRM_I915_GEM_EXECBUFFER_EXT_TIMELINE_FENCES,
+		.fence_count = 1, .handles_ptr = (uintptr_t)&ef, .values_ptr = (uintptr_t)&point,
+	};
+	struct drm_i915_gem_exec_object2 obj = { 0 };
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)&obj, .buffer_count = 1,
+		.flags = I915_EXEC_USE_EXTENSIONS, .cliprects_ptr = (uintptr_t)&ext,
+	};
+	struct drm_syncobj_timeline_wait tw = { 0 };
+	struct drm_syncobj_timeline_array q = { 0 };
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(self->fd, batch, bbe, 2));
+	obj.handle = batch;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc));
+	ef.handle = sc.handle;
+	/* Waiting for a point the timeline does not have yet. */
+	ef.flags = I915_EXEC_FENCE_WAIT;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	/* Waiting for and signalling one point. */
+	ef.flags = I915_EXEC_FENCE_WAIT | I915_EXEC_FENCE_SIGNAL;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	ef.flags = I915_EXEC_FENCE_SIGNAL;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	tw.handles = (uintptr_t)&sc.handle;
+	tw.points = (uintptr_t)&point;
+	tw.count_handles = 1;
+	tw.timeout_nsec = INT64_MAX;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &tw)) TH_LOG("%s", strerror(errno));
+	q.handles = (uintptr_t)&sc.handle;
+	q.points = (uintptr_t)&got;
+	q.count_handles = 1;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_SYNCOBJ_QUERY, &q));
+	EXPECT_EQ(3, got);
+	/* Now point 2 (collected or not) and 3 can be waited for. */
+	point = 2;
+	ef.flags = I915_EXEC_FENCE_WAIT;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	/* An unknown extension. */
+	ext.base.name = 1;
+	EXPECT_EQ(-EINVAL, execbuf(self->fd, &eb));
+	gem_close(self->fd, batch);
+}
+
+/*
+ * Unbinding while an execbuffer waits for a fence: its out-fence signals with an error,
+ * and the new binding starts clean.
+ */
+TEST(unbind_with_waiting_execbuffer)
+{
+	long ctx, blobs, bytes, quar;
+	char dev[64];
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0;
+	int fd, tl, in, out = -1, st = 0;
+
+	in = sw_sync_fence(&tl);
+	if (in < 0)
+		SKIP(return, "no sw_sync (CONFIG_SW_SYNC and debugfs)");
+	bound_device(dev, sizeof(dev));
+	ASSERT_NE(0, dev[0]);
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, gem_create(fd, &size, &target));
+	ASSERT_EQ(0, gem_create(fd, &size, &batch));
+	ASSERT_EQ(0, submit_store_fenced(fd, 0, I915_EXEC_BLT, target, batch, 7, in, &out));
+	EXPECT_EQ(0, fence_signalled(out, 0, &st));
+	ASSERT_EQ(0, driver_attr("unbind", dev));
+	EXPECT_EQ(1, fence_signalled(out, 5000, &st));
+	EXPECT_EQ(-ENODEV, st);
+	close(out);
+	close(fd);
+	close(in);
+	close(tl);
+	ASSERT_EQ(0, driver_attr("bind", dev));
+	EXPECT_TRUE(live_counters_zero(&ctx, &blobs, &bytes, &quar))
+		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
 }
 
 TEST_HARNESS_MAIN
