@@ -544,17 +544,6 @@ impl HostContext {
         Ok(timeline)
     }
 
-    /// The host ring whose batches fence context `fence_ctx` tracks, if it is one of this
-    /// context's.
-    pub(crate) fn ring_of_fence_context(&self, fence_ctx: u64) -> Option<u8> {
-        self.calls
-            .timelines
-            .lock()
-            .iter()
-            .find(|t| t.timeline.fence_context() == fence_ctx)
-            .map(|t| t.ring)
-    }
-
     /// For each timeline of this context's execbuffers, the latest batch fence not signalled
     /// yet that is at least `age` old (`GEM_THROTTLE` waits for them).
     pub(crate) fn batches_older_than(&self, age: kernel::time::Delta) -> Result<KVec<Fence>> {

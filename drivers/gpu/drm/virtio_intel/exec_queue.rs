@@ -69,6 +69,16 @@ use crate::{
     },
 };
 
+/// What [`ExecQueue::submit`] gives back.
+pub(crate) struct Submitted {
+    /// The batch's fence, for the objects' reservations.
+    pub(crate) batch: Fence,
+    /// A fence of the queue for userspace, if asked for.
+    pub(crate) user: Option<Fence>,
+    /// The out-fence's sync file, if asked for.
+    pub(crate) file: Option<SyncFile>,
+}
+
 /// Most execbuffers of one file that wait for dependencies at once.
 pub(crate) const MAX_WAITING: usize = 1024;
 
@@ -222,6 +232,14 @@ impl State {
             .any(|t| t.fences.id() == fence.context())
     }
 
+    /// Whether `fence` is one of this queue's fences of GEM context and engine `key`: its
+    /// batch was sent before, or will be, in order.
+    fn owns_key(&self, fence: &Fence, key: (u32, u8)) -> bool {
+        self.timelines
+            .iter()
+            .any(|t| (t.ctx_id, t.ring) == key && t.fences.id() == fence.context())
+    }
+
     /// Takes the first job that is ready, has no earlier job of its key before it, and none
     /// of whose submit fences still waits.
     fn take_ready(&mut self) -> Option<Job> {
@@ -308,12 +326,15 @@ impl ExecQueue {
     }
 
     /// Sends `sub` once `deps` (unsignalled fences) have signalled, and the batches of
-    /// `submits` (submit fences) were sent, and returns its batch's fence: at once through
-    /// `bound` when nothing is to wait for, with the host's errors; otherwise it waits here,
-    /// and its fence is the queue's. With `out`, also returns a sync file of a fence that
-    /// signals with the batch, made before anything is sent.
+    /// `submits` (submit fences) were sent. Returns its batch's fence, for the objects: the
+    /// host ring's when it was sent at once through `bound` (with the host's errors), the
+    /// queue's when it waits here. With `user`, also returns a fence of this queue's for
+    /// userspace (the sync file of `I915_EXEC_FENCE_OUT`, syncobjs), which signals with the
+    /// batch, and with `out` its sync file, both made before anything is sent.
     ///
-    /// A submit fence of this queue needs its job sent; one of another queue (another
+    /// The queue's fences of the same GEM context and engine need no wait (their batches
+    /// go first, in order, and the host's i915 runs one context's batches in order). A
+    /// submit fence of this queue needs its job sent; one of another queue (another
     /// file's) or of another driver needs to signal, as i915 waits for foreign submit
     /// fences.
     ///
@@ -327,14 +348,16 @@ impl ExecQueue {
         sub: Submission,
         mut deps: KVec<Fence>,
         submits: KVec<Fence>,
+        user: bool,
         out: bool,
-    ) -> Result<(Fence, Option<SyncFile>)> {
+    ) -> Result<Submitted> {
         let sending = self.sending.lock();
         let key = (sub.ctx_id, sub.ring);
         let mut st = self.state.lock();
         if st.closed {
             return Err(ENODEV);
         }
+        deps.retain(|f| !st.owns_key(f, key));
         let mut after = KVec::new();
         for f in submits {
             if st.owns(&f) {
@@ -346,20 +369,25 @@ impl ExecQueue {
             }
         }
         if deps.is_empty() && after.is_empty() && !st.has_key(key) {
-            // The out-fence is one of the queue's, signalled with the ring's: its sync file
-            // exists before the batch is sent, so nothing fails once it is.
-            let (also, file) = if out {
+            // The user's fence is one of the queue's, signalled with the ring's: it and its
+            // sync file exist before the batch is sent, so nothing fails once it is.
+            let (also, user, file) = if user || out {
                 let f = self.new_fence(&mut st, key, sub.class)?;
-                let file = SyncFile::new(&f.fence())?;
-                (Some(f), Some(file))
+                let user = f.fence();
+                let file = if out {
+                    Some(SyncFile::new(&user)?)
+                } else {
+                    None
+                };
+                (Some(f), Some(user), file)
             } else {
-                (None, None)
+                (None, None, None)
             };
             drop(st);
-            let fence = sub
+            let batch = sub
                 .host
                 .execbuffer(bound, &sub.cmd, sub.ring, sub.class, also)?;
-            return Ok((fence, file));
+            return Ok(Submitted { batch, user, file });
         }
         drop(sending);
         while st.jobs.len() >= MAX_WAITING {
@@ -427,7 +455,11 @@ impl ExecQueue {
         drop(st);
         // The ioctl's own count: the last dependency may have signalled already.
         deps_state.done(Ok(()));
-        Ok((batch, file))
+        Ok(Submitted {
+            user: Some(batch.clone()),
+            batch,
+            file,
+        })
     }
 
     /// A new fence for a waiting execbuffer of GEM context and engine `key`.

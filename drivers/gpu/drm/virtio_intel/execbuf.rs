@@ -20,10 +20,10 @@
 //! `I915_EXEC_FENCE_OUT`. The execbuffer waits, in the guest and without blocking the
 //! ioctl ([`crate::exec_queue`]), for its in-fence, the syncobj points it waits for, and the
 //! fences on its objects (a write waits for every fence, a read for writes; not for objects
-//! flagged `EXEC_OBJECT_ASYNC`), but not for fences the host orders itself: of batches
-//! already sent to the same host ring, and, on objects, of any batch already sent (the
-//! host's i915 orders batches on the same objects). A submit fence waits until its batch was
-//! sent to the host, which for a foreign fence means until it signalled.
+//! flagged `EXEC_OBJECT_ASYNC`), but not for what the host orders itself: earlier batches
+//! of the same GEM context and engine, and, on objects, any batch already sent (the host's
+//! i915 orders batches on the same objects). A submit fence waits until its batch was sent
+//! to the host, which for a foreign fence means until it signalled.
 //!
 //! The batch's fence (a DMA fence of the context's host ring, see
 //! [`crate::context::HostContext::execbuffer`], or of the queue) is added to every object's
@@ -63,7 +63,6 @@ use zerocopy_derive::Immutable;
 
 use crate::{
     ccmd::GemExecbuffer2,
-    context::HostContext,
     driver::{
         Bound,
         I915Device, //
@@ -324,27 +323,25 @@ impl ExecFences {
         Ok(())
     }
 
-    /// The unsignalled fences the batch on host ring `ring` of `host` must wait for in the
-    /// guest: the in-fence and the syncobjs' (unwrapped), then those on the objects; and
-    /// the submit fences whose batches must be sent first.
+    /// The unsignalled fences the batch must wait for in the guest: the in-fence and the
+    /// syncobjs' (unwrapped), then those on the objects; and the submit fences whose
+    /// batches must be sent first. The queue drops those of its own GEM context and
+    /// engine.
+    ///
+    /// An explicit fence of a batch already sent is waited for: the host's i915 does not
+    /// order batches of different GEM contexts on one host ring. A fence on an object
+    /// needs no wait once its batch was sent, nor does a submit fence.
     fn dependencies(
         &self,
         shared: &Shared,
-        host: &HostContext,
-        ring: u8,
         list: &[ExecObject],
         objects: &[ARef<Object>],
     ) -> Result<(KVec<Fence>, KVec<Fence>)> {
         let mut deps = KVec::new();
         let mut submits = KVec::new();
-        // An explicit fence of a batch already on the same host ring needs no wait, nor does
-        // a submit fence of a batch already sent.
         let mut add = |f: &Fence, submit: bool| -> Result {
             f.for_each_unwrapped(|u| {
-                if u.is_signaled()
-                    || (submit && shared.is_ring_fence_context(u.context()))
-                    || host.ring_of_fence_context(u.context()) == Some(ring)
-                {
+                if u.is_signaled() || (submit && shared.is_ring_fence_context(u.context())) {
                     return Ok(());
                 }
                 if submit {
@@ -375,6 +372,13 @@ impl ExecFences {
             }
         }
         Ok((deps, submits))
+    }
+
+    /// Whether the syncobjs get the batch's fence.
+    fn signals(&self) -> bool {
+        self.syncobjs
+            .iter()
+            .any(|s| s.flags & fence_flags::SIGNAL != 0)
     }
 
     /// The batch runs with fence `fence`: signals the syncobjs (`signal_fence_array()`).
@@ -620,12 +624,12 @@ impl File {
         let host = this.host_ctx().ok_or(ENODEV)?;
         // `engine` is at most 63, so the ring is at most 64.
         let ring = 1 + engine as u8;
-        let (deps, submits) = fences.dependencies(this.shared(), &host, ring, &list, &objects)?;
+        let (deps, submits) = fences.dependencies(this.shared(), &list, &objects)?;
         let mut refs = KVec::with_capacity(objects.len(), GFP_KERNEL)?;
         for obj in objects.iter() {
             refs.push(obj.clone(), GFP_KERNEL)?;
         }
-        let (fence, out_file) = this.exec_queue().submit(
+        let done = this.exec_queue().submit(
             bound,
             Submission {
                 ctx_id,
@@ -638,8 +642,10 @@ impl File {
             },
             deps,
             submits,
+            fences.signals(),
             fences.out.is_some(),
         )?;
+        let fence = done.batch;
 
         // The batch runs (or waits for its dependencies): from here on nothing may fail the
         // ioctl. An object whose reservation has no memory for the fence does not show the
@@ -660,9 +666,11 @@ impl File {
                 );
             }
         }
-        if let (Some(fd), Some(sf)) = (fences.signal(&fence), out_file) {
-            args.rsvd2 = (args.rsvd2 & 0xffff_ffff) | (u64::from(fd.reserved_fd()) << 32);
-            sf.install(fd);
+        if let Some(user) = &done.user {
+            if let (Some(fd), Some(sf)) = (fences.signal(user), done.file) {
+                args.rsvd2 = (args.rsvd2 & 0xffff_ffff) | (u64::from(fd.reserved_fd()) << 32);
+                sf.install(fd);
+            }
         }
         Ok(0)
     }
