@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/dma-fence.h>
+#include <linux/dma-fence-chain.h>
 
 __rust_helper struct dma_fence *rust_helper_dma_fence_get(struct dma_fence *fence)
 {
@@ -30,7 +31,6 @@ __rust_helper int rust_helper_dma_resv_lock_interruptible(struct dma_resv *obj,
 	return dma_resv_lock_interruptible(obj, ctx);
 }
 
-#include <linux/dma-fence-chain.h>
 
 __rust_helper struct dma_fence_chain *rust_helper_dma_fence_chain_alloc(void)
 {

@@ -340,6 +340,7 @@ impl Fence {
         }
         Ok(())
     }
+
     /// Runs `f` once the fence signals, with its error (`dma_fence_add_callback()`), unless
     /// the returned handle is dropped first.
     ///
@@ -387,11 +388,13 @@ impl Fence {
 
     /// The fence of timeline point `point`, if this fence is a chain of timeline points
     /// (`dma_fence_chain_find_seqno()`): the first link at or after `point`, or `None` when
-    /// the point has signalled and was collected. Point 0 is the fence itself.
+    /// the point has signalled and was collected. Point 0 is the fence itself, chain or
+    /// not.
     ///
     /// # Errors
     ///
-    /// `EINVAL` if the fence is not a chain, or `point` is past its last point.
+    /// `EINVAL` for a point other than 0 if the fence is not a chain, or if `point` is past
+    /// its last point.
     pub fn find_seqno(&self, point: u64) -> Result<Option<Fence>> {
         let mut raw = self.clone().into_raw();
         // SAFETY: `raw` carries a reference, which the call consumes, putting a reference to
@@ -407,7 +410,11 @@ impl Fence {
 
     /// Calls `f` with each fence that this fence is made of (`dma_fence_unwrap_for_each()`):
     /// the fences of each link of a chain, the fences of an array (also in a link), or the
-    /// fence itself. Stops at the first error `f` returns, and returns it.
+    /// fence itself.
+    ///
+    /// # Errors
+    ///
+    /// The first error `f` returns, which ends the walk.
     pub fn for_each_unwrapped(&self, mut f: impl FnMut(&Fence) -> Result) -> Result {
         let mut cursor = bindings::dma_fence_unwrap {
             chain: ptr::null_mut(),
@@ -440,6 +447,7 @@ impl Fence {
     }
 
     /// Gives up this value's reference, as a raw pointer for C code that takes it over.
+    #[must_use]
     pub fn into_raw(self) -> *mut bindings::dma_fence {
         let this = core::mem::ManuallyDrop::new(self);
         this.ptr.as_ptr()
@@ -470,10 +478,10 @@ pub struct CallbackHandle {
     free: unsafe fn(NonNull<bindings::dma_fence_cb>),
 }
 
-// SAFETY: The handle only unregisters and frees the callback, which is `Send`, under the
-// fence's lock.
+// SAFETY: The handle only unregisters the callback (under the fence's lock) and then frees
+// it, with its closure, which is `Send`; the fence reference may move between threads.
 unsafe impl Send for CallbackHandle {}
-// SAFETY: No method takes `&self`.
+// SAFETY: Through `&CallbackHandle` only the fence can be reached, which is `Sync`.
 unsafe impl Sync for CallbackHandle {}
 
 impl CallbackHandle {
@@ -576,6 +584,7 @@ impl ChainNode {
 
     /// Gives the node to C code that initialises it (`dma_fence_chain_init()`), which owns
     /// it from then on.
+    #[must_use]
     pub fn into_raw(self) -> *mut bindings::dma_fence_chain {
         let this = core::mem::ManuallyDrop::new(self);
         this.ptr.as_ptr()
@@ -713,9 +722,17 @@ mod tests {
         let runs = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
         let (r1, r2) = (runs.clone(), runs.clone());
         // SAFETY: This test is built into the kernel.
-        let kept = unsafe { sf.fence().add_callback(move |_| { r1.fetch_add(1, Ordering::Relaxed); }) }?;
+        let kept = unsafe {
+            sf.fence().add_callback(move |_| {
+                r1.fetch_add(1, Ordering::Relaxed);
+            })
+        }?;
         // SAFETY: As above.
-        let dropped = unsafe { sf.fence().add_callback(move |_| { r2.fetch_add(10, Ordering::Relaxed); }) }?;
+        let dropped = unsafe {
+            sf.fence().add_callback(move |_| {
+                r2.fetch_add(10, Ordering::Relaxed);
+            })
+        }?;
         drop(dropped);
         sf.signal(Ok(()));
         assert_eq!(runs.load(Ordering::Relaxed), 1);

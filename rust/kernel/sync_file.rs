@@ -47,8 +47,8 @@ impl SyncFile {
     /// `ENOMEM`.
     pub fn new(fence: &Fence) -> Result<Self> {
         // SAFETY: `fence` is a live fence; the sync file takes its own reference.
-        let sync_file = NonNull::new(unsafe { bindings::sync_file_create(fence.as_ptr()) })
-            .ok_or(ENOMEM)?;
+        let sync_file =
+            NonNull::new(unsafe { bindings::sync_file_create(fence.as_ptr()) }).ok_or(ENOMEM)?;
         // SAFETY: A new sync file has a file, whose one reference the caller owns.
         let file = unsafe {
             ARef::from_raw(NonNull::new_unchecked(

@@ -34,6 +34,9 @@ use core::ptr::{
 
 /// A sync object (`struct drm_syncobj`).
 ///
+/// Its lock is not interrupt-safe: do not change its fence, or drop what may be its last
+/// reference, from a fence callback or an interrupt.
+///
 /// # Invariants
 ///
 /// The object is a live, reference-counted `struct drm_syncobj`.
@@ -121,7 +124,9 @@ impl SyncObj {
     pub fn add_point(&self, node: ChainNode, fence: &Fence, point: u64) {
         // SAFETY: The object is live; the call takes over `node` and its own reference to
         // `fence`.
-        unsafe { bindings::drm_syncobj_add_point(self.as_raw(), node.into_raw(), fence.as_ptr(), point) };
+        unsafe {
+            bindings::drm_syncobj_add_point(self.as_raw(), node.into_raw(), fence.as_ptr(), point)
+        };
     }
 }
 

@@ -519,6 +519,35 @@ impl HostContext {
         }
     }
 
+    /// Fails `fence`, of a batch for host ring `ring` (engine class `class`) that will never
+    /// be sent, with `error`, in order: after every batch fence of the ring emitted before,
+    /// as one more entry of the ring's timeline that the host never sees. A fence context
+    /// must signal in order, and `fence`'s context has batches sent earlier on this ring.
+    /// Without memory for the entry it signals at once.
+    pub(crate) fn fail_in_order(&self, ring: u8, class: u16, fence: SignalFence, error: Error) {
+        if ring == 0 || ring > MAX_RING {
+            fence.signal(Err(error));
+            return;
+        }
+        let mut ex = self.calls.exec.lock();
+        let timeline = match self.exec_timeline(ring, class) {
+            Ok(t) => t,
+            Err(_) => {
+                fence.signal(Err(error));
+                return;
+            }
+        };
+        let id = ex.fence[ring as usize] + 1;
+        // On error `emit` drops `fence`, which signals it (`ECANCELED`).
+        if let Ok((_, event)) = timeline.emit(id, Some(fence)) {
+            ex.fence[ring as usize] = id;
+            drop(ex);
+            timeline.record(id, Err(error));
+            // Never sent: the event signals the entry once those before it did.
+            drop(event);
+        }
+    }
+
     /// The timeline of ring `ring` for engine class `class`, created on first use.
     fn exec_timeline(&self, ring: u8, class: u16) -> Result<Arc<Timeline>> {
         let mut timelines = self.calls.timelines.lock();

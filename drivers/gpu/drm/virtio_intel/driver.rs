@@ -95,6 +95,14 @@ pub(crate) struct Bound<'bound> {
     shared: Arc<Shared>,
 }
 
+impl Drop for DeviceData<'_> {
+    /// Runs before the registration is dropped, which unplugs the DRM device and waits for
+    /// every ioctl: one waiting for room in an execbuffer queue gives up first.
+    fn drop(&mut self) {
+        self.shared.unplugging();
+    }
+}
+
 impl Drop for Bound<'_> {
     /// Runs once the DRM device was unplugged (no ioctl or work is inside it any more):
     /// execbuffers still waiting for their dependencies will never reach the host.
@@ -110,6 +118,8 @@ impl Drop for Bound<'_> {
 /// state is the DRM device's data and lives as long as its files.
 pub(crate) struct DeviceData<'bound> {
     _reg: drm::Registration<'bound, VirtioIntelDriver>,
+    /// The device state the files share.
+    shared: Arc<Shared>,
     /// `/sys/kernel/debug/virtio_intel-<N>/live`: the counters of [`Stats`] and the task of
     /// each host context.
     _live: Pin<KBox<debugfs::File<Arc<Stats>>>>,
@@ -341,6 +351,7 @@ impl<'bound> DeviceData<'bound> {
         )?;
         Ok(Self {
             _reg: reg,
+            shared: shared.clone(),
             _live: live,
             _debugfs: dir,
         })

@@ -36,19 +36,16 @@ use kernel::{
         FenceContext,
         SignalFence, //
     },
-    impl_has_work,
-    new_condvar,
-    new_mutex,
-    new_work,
+    impl_has_work, new_condvar, new_mutex, new_work,
     prelude::*,
     str::CString,
-    sync_file::SyncFile,
     sync::{
         aref::ARef,
         Arc,
         CondVar,
         Mutex, //
     },
+    sync_file::SyncFile,
     workqueue::{
         Work,
         WorkItem, //
@@ -111,7 +108,8 @@ struct Deps {
 }
 
 impl Deps {
-    /// A dependency is done with `result` (from a fence callback: atomic context).
+    /// A dependency is done with `result` (from a fence callback, in atomic context), or
+    /// the ioctl is done adding callbacks.
     fn done(&self, result: Result) {
         if let Err(e) = result {
             if e != EAGAIN && e != ETIMEDOUT {
@@ -151,13 +149,18 @@ impl Job {
     }
 
     /// Fails the job with `error`: its callbacks are unregistered (waiting for one that
-    /// runs) before its fence signals.
+    /// runs), then its fence signals, after those of the batches before it on its host
+    /// ring. The caller holds the queue's `sending` lock, so no earlier job of its key is
+    /// being sent meanwhile.
     fn cancel(self, error: Error) {
         let Job {
-            callbacks, fence, ..
+            callbacks,
+            sub,
+            fence,
+            ..
         } = self;
         drop(callbacks);
-        fence.signal(Err(error));
+        sub.host.fail_in_order(sub.ring, sub.class, fence, error);
     }
 
     /// Sends the batch, or fails its fence.
@@ -173,11 +176,12 @@ impl Job {
         drop(callbacks);
         let error = deps.error.load(Ordering::Acquire);
         if error != 0 {
-            fence.signal(Err(Error::from_errno(error)));
+            sub.host
+                .fail_in_order(sub.ring, sub.class, fence, Error::from_errno(error));
             return;
         }
         let Some(guard) = sub.dev.registration_guard() else {
-            fence.signal(Err(ENODEV));
+            sub.host.fail_in_order(sub.ring, sub.class, fence, ENODEV);
             return;
         };
         guard.registration_data_with(|bound| {
@@ -211,6 +215,8 @@ struct State {
     timelines: KVec<QueueTimeline>,
     /// The file is closed: nothing is queued or sent any more.
     closed: bool,
+    /// The device is being unbound: nothing waits for room any more.
+    unplugged: bool,
 }
 
 impl State {
@@ -308,6 +314,7 @@ impl ExecQueue {
                     jobs: KVec::new(),
                     timelines: KVec::new(),
                     closed: false,
+                    unplugged: false,
                 }),
                 room <- new_condvar!(),
                 sending <- new_mutex!(()),
@@ -391,11 +398,11 @@ impl ExecQueue {
         }
         drop(sending);
         while st.jobs.len() >= MAX_WAITING {
+            if st.closed || st.unplugged {
+                return Err(ENODEV);
+            }
             if self.room.wait_interruptible(&mut st) {
                 return Err(ERESTARTSYS);
-            }
-            if st.closed {
-                return Err(ENODEV);
             }
         }
         st.jobs.reserve(1, GFP_KERNEL)?;
@@ -464,11 +471,7 @@ impl ExecQueue {
 
     /// A new fence for a waiting execbuffer of GEM context and engine `key`.
     fn new_fence(&self, st: &mut State, key: (u32, u8), class: u16) -> Result<SignalFence> {
-        let i = match st
-            .timelines
-            .iter()
-            .position(|t| (t.ctx_id, t.ring) == key)
-        {
+        let i = match st.timelines.iter().position(|t| (t.ctx_id, t.ring) == key) {
             Some(i) => i,
             None => {
                 st.timelines.reserve(1, GFP_KERNEL)?;
@@ -494,21 +497,56 @@ impl ExecQueue {
         Ok(f)
     }
 
-    /// Fails every job still waiting with `error`, in submission order.
-    pub(crate) fn cancel_waiting(&self, error: Error) {
-        let jobs = core::mem::take(&mut self.state.lock().jobs);
+    /// Fails, with `error` and in submission order, every job still waiting, or those of
+    /// GEM context `ctx_id` only.
+    fn cancel_jobs(&self, ctx_id: Option<u32>, error: Error) {
+        // No job is being sent meanwhile: failures signal after the batches sent before.
+        let _sending = self.sending.lock();
+        let mut jobs = KVec::new();
+        {
+            let mut st = self.state.lock();
+            let mut i = 0;
+            while i < st.jobs.len() {
+                if ctx_id.is_none_or(|c| st.jobs[i].sub.ctx_id == c) {
+                    if let Ok(j) = st.jobs.remove(i) {
+                        // Without memory for the list, the job is dropped here: its fence
+                        // then fails with `ECANCELED`, out of order.
+                        let _ = jobs.push(j, GFP_KERNEL);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
         self.room.notify_all();
         for job in jobs {
             job.cancel(error);
         }
     }
 
+    /// The device is going: wakes an execbuffer waiting for room (it fails with `ENODEV`)
+    /// so that unplugging, which waits for ioctls, does not wait for it.
+    pub(crate) fn unplugging(&self) {
+        self.state.lock().unplugged = true;
+        self.room.notify_all();
+    }
+
+    /// The device was unplugged: fails every waiting job (`ENODEV`).
+    pub(crate) fn cancel_waiting(&self) {
+        self.cancel_jobs(None, ENODEV);
+    }
+
+    /// GEM context `ctx_id` is being destroyed: fails its waiting jobs (`ECANCELED`), which
+    /// could not run once the host reuses its id.
+    pub(crate) fn cancel_context(&self, ctx_id: u32) {
+        self.cancel_jobs(Some(ctx_id), ECANCELED);
+    }
+
     /// The file is closed: cancels what waits (`ECANCELED`), and waits for a batch being
     /// sent and for the work. Nothing is queued or sent afterwards.
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;
-        self.cancel_waiting(ECANCELED);
-        drop(self.sending.lock());
+        self.cancel_jobs(None, ECANCELED);
         self.shared.exec_wq.flush();
         let timelines = core::mem::take(&mut self.state.lock().timelines);
         for t in timelines.iter() {

@@ -365,7 +365,12 @@ impl ExecFences {
                 continue;
             }
             let usage = Usage::rw(e.flags & EXEC_OBJECT_WRITE != 0);
-            for f in obj.resv().fences(usage)? {
+            let resv = obj.resv();
+            // The common case, an idle object, without a snapshot.
+            if resv.test_signaled(usage) {
+                continue;
+            }
+            for f in resv.fences(usage)? {
                 if !f.is_signaled() && !shared.is_ring_fence_context(f.context()) {
                     deps.push(f, GFP_KERNEL)?;
                 }

@@ -463,4 +463,28 @@ mod tests {
         assert_eq!((f3.is_signaled(), f3.error()), (true, None));
         Ok(())
     }
+
+    #[test]
+    fn also_signals_with_its_ring_fence() -> Result {
+        use kernel::dma_fence::FenceContext;
+        let wq = queue()?;
+        let t = Timeline::new(1, 3, Arc::new(FenceStats::default(), GFP_KERNEL)?)?;
+        let user = FenceContext::new(c"kunit", c"queue")?;
+        let (a, b) = (user.new_fence(1)?, user.new_fence(2)?);
+        let (fa, fb) = (a.fence(), b.fence());
+        let (f1, e1) = t.emit(1, Some(a))?;
+        let (f2, e2) = t.emit(2, Some(b))?;
+        // The first error recorded stays: the host's errno, not the event's ECANCELED.
+        t.record(2, Err(ENOSPC));
+        drop(e2);
+        assert!(!fb.is_signaled());
+        e1.retire(Ok(()), &wq);
+        wq.flush();
+        assert_eq!(
+            (f1.error(), fa.is_signaled(), fa.error()),
+            (None, true, None)
+        );
+        assert_eq!((f2.error(), fb.error()), (Some(ENOSPC), Some(ENOSPC)));
+        Ok(())
+    }
 }

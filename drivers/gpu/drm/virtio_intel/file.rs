@@ -17,12 +17,12 @@ use kernel::{
 use crate::{
     ccmd::IoctlSimple,
     context::HostContext,
-    exec_queue::ExecQueue,
     driver::{
         Bound,
         I915Device,
         VirtioIntelDriver, //
     },
+    exec_queue::ExecQueue,
     gem::Object,
     gem_context::GemCtx,
     shared::{

@@ -463,6 +463,9 @@ impl File {
         if args.ctx_id == 0 || !this.has_gem_ctx(args.ctx_id) {
             return Err(ENOENT);
         }
+        // Its execbuffers still waiting for fences could not run once the host reuses the
+        // id: they fail (`ECANCELED`) first. Those already sent run to completion.
+        this.exec_queue().cancel_context(args.ctx_id);
         let arg = ContextDestroy {
             ctx_id: args.ctx_id.to_le(),
             pad: 0,

@@ -155,11 +155,8 @@ impl File {
             return Ok(0);
         }
         let obj = Object::lookup_handle(file, args.handle)?;
-        obj.resv().wait_timeout(
-            Usage::rw(write != 0),
-            true,
-            kernel::time::Jiffies::MAX,
-        )?;
+        obj.resv()
+            .wait_timeout(Usage::rw(write != 0), true, kernel::time::Jiffies::MAX)?;
         // i915 cannot get the pages of a purged object.
         if obj.is_purged() {
             return Err(EFAULT);

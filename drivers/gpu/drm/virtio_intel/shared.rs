@@ -355,22 +355,38 @@ impl Shared {
             .retain(|e| !core::ptr::eq::<ExecQueue>(&**e, q));
     }
 
-    /// The device is being unbound: fails every execbuffer still waiting for its
-    /// dependencies (`ENODEV`); the host will not run them.
-    pub(crate) fn cancel_waiting_execbuffers(&self) {
-        let queues = core::mem::take(&mut *self.exec_queues.lock());
-        for q in queues.iter() {
-            q.cancel_waiting(ENODEV);
+    /// The open files' execbuffer queues (references, so that none is used after it is
+    /// freed; the list itself stays as it is).
+    fn exec_queues(&self) -> KVec<Arc<ExecQueue>> {
+        let g = self.exec_queues.lock();
+        let mut v = KVec::new();
+        for q in g.iter() {
+            // Without memory, that queue is skipped (its jobs then wait for their fences or
+            // for the file to close).
+            let _ = v.push(q.clone(), GFP_KERNEL);
         }
-        // Files still open keep their queues; closing them removes nothing more.
-        *self.exec_queues.lock() = queues;
+        v
+    }
+
+    /// The device is being unbound, before the DRM device is unplugged: execbuffers that
+    /// wait for room in a queue give up (`ENODEV`), since unplugging waits for ioctls.
+    pub(crate) fn unplugging(&self) {
+        for q in self.exec_queues().iter() {
+            q.unplugging();
+        }
+    }
+
+    /// The device was unplugged: fails every execbuffer still waiting for its dependencies
+    /// (`ENODEV`); the host will not run them.
+    pub(crate) fn cancel_waiting_execbuffers(&self) {
+        for q in self.exec_queues().iter() {
+            q.cancel_waiting();
+        }
     }
 
     /// Forgets the class of fence context `fence_ctx` (its timeline is gone).
     pub(crate) fn remove_fence_class(&self, fence_ctx: u64) {
-        self.fence_classes
-            .lock()
-            .retain(|c| c.context != fence_ctx);
+        self.fence_classes.lock().retain(|c| c.context != fence_ctx);
     }
 
     /// The engine class of the fences of fence context `fence_ctx`, if this driver's.
