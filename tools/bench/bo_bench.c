@@ -12,10 +12,13 @@
  *    the wait returns ("exec-done", the host fence reaching the guest waiter), then n
  *    GEM_WAITs on the idle object ("wait-idle");
  *  - "chain": n EXECBUFFER2 of empty batches that all write one object (each depends on the
- *    one before), waited for once at the end: submissions per second.
+ *    one before), waited for once at the end: submissions per second;
+ *  - "fence-chain": n EXECBUFFER2_WR of empty batches alternating between the render and
+ *    copy engines, each taking the previous one's out-fence as its in-fence (an explicit
+ *    dependency the guest resolves), waited for once at the end: submissions per second.
  * Used by tools/vm/bench.sh for virtio_intel.ko.
  * usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | bo_bench exec <n> |
- *        bo_bench chain <n>
+ *        bo_bench chain <n> | bo_bench fence-chain <n>
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,6 +101,25 @@ static int exec(int fd, uint32_t batch, uint32_t target)
 	return ioctl(fd, DRM_IOCTL_I915_GEM_EXECBUFFER2, &eb);
 }
 
+/* An empty batch on `ring` after sync file `in` (or none, -1); its out-fence in *out. */
+static int exec_fenced(int fd, uint32_t batch, uint64_t ring, int in, int *out)
+{
+	struct drm_i915_gem_exec_object2 obj = {
+		.handle = batch, .offset = 0x200000, .flags = EXEC_OBJECT_PINNED,
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)&obj, .buffer_count = 1,
+		.flags = ring | I915_EXEC_NO_RELOC | I915_EXEC_FENCE_OUT |
+			 (in >= 0 ? I915_EXEC_FENCE_IN : 0),
+		.rsvd2 = in >= 0 ? (uint32_t)in : 0,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_I915_GEM_EXECBUFFER2_WR, &eb))
+		return -1;
+	*out = eb.rsvd2 >> 32;
+	return 0;
+}
+
 static int wait_bo(int fd, uint32_t handle)
 {
 	struct drm_i915_gem_wait w = { .bo_handle = handle, .timeout_ns = -1 };
@@ -173,6 +195,33 @@ int main(int argc, char **argv)
 			}
 		}
 		report("evict-refault", us, n * laps);
+		return 0;
+	}
+	if (!strcmp(argv[1], "fence-chain")) {
+		int n = atoi(argv[2]), prev = -1;
+		uint32_t batch = empty_batch(fd);
+		double t0 = bench_now_us();
+
+		if (!batch || n < 1)
+			return 1;
+		for (int i = 0; i < n; i++) {
+			int out = -1;
+
+			if (exec_fenced(fd, batch, i % 2 ? I915_EXEC_BLT : I915_EXEC_RENDER, prev, &out)) {
+				perror("execbuffer");
+				return 1;
+			}
+			if (prev >= 0)
+				close(prev);
+			prev = out;
+		}
+		if (wait_bo(fd, batch)) {
+			perror("wait");
+			return 1;
+		}
+		printf("bench exec-fence-chain: %.0f submissions/s over %d ops\n",
+		       n / ((bench_now_us() - t0) / 1e6), n);
+		close(prev);
 		return 0;
 	}
 	if (!strcmp(argv[1], "exec") || !strcmp(argv[1], "chain")) {

@@ -52,7 +52,7 @@ for r in $(seq 1 "$rounds"); do
         --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel-$r" --append kunit.enable=0 \
         --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n &&
                /mnt/host/bo_bench bo $nb && /mnt/host/bo_bench exec $nb &&
-               /mnt/host/bo_bench chain $n && rmmod virtio_intel &&
+               /mnt/host/bo_bench chain $n && /mnt/host/bo_bench fence-chain $n && rmmod virtio_intel &&
                insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && echo '=== fenced_ccmds=1' &&
                /mnt/host/getparam_bench $n" >/dev/null
     v=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
@@ -117,6 +117,8 @@ awk -v a="$(awk '{print $2}' <<<"$ed_v")" -v b="$(awk '{print $2}' <<<"$ed_k")" 
     'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
 echo "  GEM_WAIT on an idle object:                           $(ev_line "$klog" wait-idle)"
 echo "  dependency chain (one object written by every batch): $(grep -h '^bench exec-chain:' "$klog" | tr -d '\r' | sed 's/^bench exec-chain: //')"
+echo "  fence chain (each batch's in-fence the previous out-fence, render and copy in turn):"
+echo "                                                        $(grep -h '^bench exec-fence-chain:' "$klog" | tr -d '\r' | sed 's/^bench exec-fence-chain: //')"
 
 # Eviction: a 64 MiB window, 2048 objects of 64 KiB written round-robin twice.
 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
