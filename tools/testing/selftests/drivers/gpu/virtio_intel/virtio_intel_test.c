@@ -2686,4 +2686,122 @@ TEST(unbind_with_waiting_execbuffer)
 		TH_LOG("live: contexts %ld blobs %ld window_bytes %ld quarantined %ld", ctx, blobs, bytes, quar);
 }
 
+/*
+ * A dependency that fails skips the batch, whose out-fence gets its error (sw_sync fails
+ * the fences of a timeline closed unsignalled with -ENOENT); destroying a GEM context
+ * cancels its waiting batches (-ECANCELED).
+ */
+TEST_F(node, exec_failed_dependency_skips_the_batch)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, c = 0;
+	uint32_t zero[2] = { 0, 0 };
+	int tl, in, out = -1, st = 0;
+	int64_t t = -1;
+
+	in = sw_sync_fence(&tl);
+	if (in < 0)
+		SKIP(return, "no sw_sync (CONFIG_SW_SYNC and debugfs)");
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(self->fd, target, zero, 2));
+	ASSERT_EQ(0, submit_store_fenced(self->fd, 0, I915_EXEC_BLT, target, batch, 5, in, &out));
+	EXPECT_EQ(0, fence_signalled(out, 0, &st));
+	close(tl);
+	EXPECT_EQ(1, fence_signalled(out, 5000, &st));
+	EXPECT_EQ(-ENOENT, st);
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(0, pread_word(self->fd, target, 64));
+	close(out);
+	close(in);
+
+	in = sw_sync_fence(&tl);
+	ASSERT_GE(in, 0);
+	ASSERT_EQ(0, ctx_create(self->fd, NULL, &c));
+	ASSERT_EQ(0, submit_store_fenced(self->fd, c, I915_EXEC_BLT, target, batch, 6, in, &out));
+	ASSERT_EQ(0, ctx_destroy(self->fd, c));
+	EXPECT_EQ(1, fence_signalled(out, 5000, &st));
+	EXPECT_EQ(-ECANCELED, st);
+	t = -1;
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(0, pread_word(self->fd, target, 64));
+	close(out);
+	close(in);
+	close(tl);
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
+/*
+ * A submit fence of a batch that still waits in the same file: the second batch is sent
+ * right after the first, not once it completes (the first polls for a value the second
+ * writes, so waiting for its completion would hang).
+ */
+TEST_F(node, exec_submit_fence_runs_alongside)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, b1 = 0, b2 = 0;
+	uint32_t w[2] = { 0, 0 };
+	int tl, in, out1 = -1, st = 0, one = 1;
+	int64_t t = -1;
+	uint32_t poll_batch[16], n = 0;
+	uint32_t store[8] = { MI_STORE_DWORD_IMM_GEN4, (uint32_t)TARGET_VA, 0, 1,
+			      MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 obj[2] = {
+		{ .handle = 0, .offset = TARGET_VA,
+		  .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE | EXEC_OBJECT_ASYNC },
+		{ .handle = 0, .offset = BATCH_VA, .flags = EXEC_OBJECT_PINNED },
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)obj, .buffer_count = 2,
+	};
+
+	in = sw_sync_fence(&tl);
+	if (in < 0)
+		SKIP(return, "no sw_sync (CONFIG_SW_SYNC and debugfs)");
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &b1));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &b2));
+	ASSERT_EQ(0, pwrite_words(self->fd, target, w, 2));
+	/* b1 on the render engine: wait for TARGET_VA == 1, then store 2 at +64. */
+	poll_batch[n++] = MI_SEMAPHORE_WAIT_POLL;
+	poll_batch[n++] = 1;
+	poll_batch[n++] = (uint32_t)TARGET_VA;
+	poll_batch[n++] = 0;
+	poll_batch[n++] = MI_STORE_DWORD_IMM_GEN4;
+	poll_batch[n++] = (uint32_t)(TARGET_VA + 64);
+	poll_batch[n++] = 0;
+	poll_batch[n++] = 2;
+	poll_batch[n++] = MI_BATCH_BUFFER_END;
+	poll_batch[n++] = 0;
+	ASSERT_EQ(0, pwrite_words(self->fd, b1, poll_batch, n));
+	ASSERT_EQ(0, pwrite_words(self->fd, b2, store, 6));
+	/* b1 waits for the sw_sync fence; b2, on the copy engine, has b1's submit fence. */
+	obj[0].handle = target;
+	obj[1].handle = b1;
+	eb.flags = I915_EXEC_RENDER | I915_EXEC_FENCE_IN | I915_EXEC_FENCE_OUT;
+	eb.rsvd2 = in;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	out1 = eb.rsvd2 >> 32;
+	/* Its own address: b1 still holds BATCH_VA. */
+	obj[1].handle = b2;
+	obj[1].offset = BATCH_VA + 0x10000;
+	eb.flags = I915_EXEC_BLT | I915_EXEC_FENCE_SUBMIT;
+	eb.rsvd2 = out1;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	usleep(100 * 1000);
+	EXPECT_EQ(0, fence_signalled(out1, 0, &st));
+	ASSERT_EQ(0, ioctl(tl, SW_SYNC_IOC_INC, &one));
+	EXPECT_EQ(1, fence_signalled(out1, 10000, &st));
+	EXPECT_EQ(1, st);
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	EXPECT_EQ(2, pread_word(self->fd, target, 64));
+	close(out1);
+	close(in);
+	close(tl);
+	gem_close(self->fd, b1);
+	gem_close(self->fd, b2);
+	gem_close(self->fd, target);
+}
+
 TEST_HARNESS_MAIN
