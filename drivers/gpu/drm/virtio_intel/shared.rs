@@ -19,6 +19,10 @@ use kernel::{
     id_pool::IdPool,
     new_mutex,
     prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNode, //
+    },
     sync::{
         Arc,
         Mutex, //
@@ -236,7 +240,7 @@ pub(crate) struct Shared {
     /// the batches an object is busy with, and an execbuffer needs not wait for the fences
     /// of batches the host already has.
     #[pin]
-    fence_classes: Mutex<KVec<FenceClass>>,
+    fence_classes: Mutex<RBTree<u64, FenceClass>>,
     /// Runs the execbuffers that waited for fences ([`crate::exec_queue`]). Destroying it
     /// (with the device's last reference, after every file closed) drains it.
     pub(crate) exec_wq: OwnedQueue,
@@ -245,9 +249,8 @@ pub(crate) struct Shared {
     exec_queues: Mutex<KVec<Arc<ExecQueue>>>,
 }
 
-/// What [`Shared`] knows of one of this driver's fence contexts.
+/// What [`Shared`] knows of one of this driver's fence contexts (keyed by its id).
 struct FenceClass {
-    context: u64,
     /// The `I915_ENGINE_CLASS_*` of its batches.
     class: u16,
     /// Whether its fences are of batches sent to a host ring ([`FenceKind::Ring`]), or of
@@ -300,7 +303,7 @@ impl Shared {
                     ctx: IdPool::new(),
                     res: IdPool::new(),
                 }),
-                fence_classes <- new_mutex!(KVec::new()),
+                fence_classes <- new_mutex!(RBTree::new()),
                 exec_wq: OwnedQueue::new(c"virtio_intel-exec", QueueFlags::UNBOUND, 0)?,
                 exec_queues <- new_mutex!(KVec::new()),
             }),
@@ -331,14 +334,9 @@ impl Shared {
     ///
     /// `ENOMEM`.
     pub(crate) fn add_fence_class(&self, fence_ctx: u64, class: u16, kind: FenceKind) -> Result {
-        self.fence_classes.lock().push(
-            FenceClass {
-                context: fence_ctx,
-                class,
-                kind,
-            },
-            GFP_KERNEL,
-        )?;
+        // Allocated before the lock is taken; fence contexts are never reused.
+        let node = RBTreeNode::new(fence_ctx, FenceClass { class, kind }, GFP_KERNEL)?;
+        self.fence_classes.lock().insert(node);
         Ok(())
     }
 
@@ -386,16 +384,12 @@ impl Shared {
 
     /// Forgets the class of fence context `fence_ctx` (its timeline is gone).
     pub(crate) fn remove_fence_class(&self, fence_ctx: u64) {
-        self.fence_classes.lock().retain(|c| c.context != fence_ctx);
+        self.fence_classes.lock().remove(&fence_ctx);
     }
 
     /// The engine class of the fences of fence context `fence_ctx`, if this driver's.
     pub(crate) fn fence_class(&self, fence_ctx: u64) -> Option<u16> {
-        self.fence_classes
-            .lock()
-            .iter()
-            .find(|c| c.context == fence_ctx)
-            .map(|c| c.class)
+        self.fence_classes.lock().get(&fence_ctx).map(|c| c.class)
     }
 
     /// Whether fence context `fence_ctx` is one of this driver's host rings: its batches
@@ -404,8 +398,8 @@ impl Shared {
     pub(crate) fn is_ring_fence_context(&self, fence_ctx: u64) -> bool {
         self.fence_classes
             .lock()
-            .iter()
-            .any(|c| c.context == fence_ctx && c.kind == FenceKind::Ring)
+            .get(&fence_ctx)
+            .is_some_and(|c| c.kind == FenceKind::Ring)
     }
 
     /// A generation for a new host context: unique for the life of the device.
