@@ -59,11 +59,12 @@ kernel: toolchain
 kernel-debug: toolchain
 	$(KERNEL)/build.sh --debug
 
-# Benchmark (medians and ratio, not a test): GETPARAM round trips, driver vs seed design.
 # IGT, unmodified, against the driver; fails on any result not in tools/igt/expectations.txt.
 igt: sid-tree toolchain
 	tools/igt/igt.sh
 
+# Benchmarks (medians and ratios, not a test): GETPARAM, GEM objects and execbuffer, the
+# driver against the seed design.
 bench: sid-tree toolchain
 	$(VM)/bench.sh
 

@@ -17,7 +17,7 @@
 //! - engine maps with extensions (load balancing, bonds, parallel submission) and maps of
 //!   more than 30 engines (the host takes at most 128 bytes inline): `ENODEV`;
 //! - changing `BANNABLE` or `PERSISTENCE` of an existing context (the host forwards only
-//!   `RECOVERABLE` and `PRIORITY` after creation): `ENODEV`;
+//!   `RECOVERABLE`, `PRIORITY` at the default value, and `VM` after creation): `ENODEV`;
 //! - reading the `SSEU` of a context: `ENODEV` (its size is answered);
 //! - `NO_ERROR_CAPTURE` is recorded and reported: the guest has no error capture for it to
 //!   affect, and the host's is not reachable from the guest.

@@ -60,7 +60,7 @@ kernel::module_virtio_driver! {
         },
         reset: u32 {
             default: 3,
-            description: "i915's GPU reset policy (0: none, 1: full GPU reset, 2 or more: engine reset), where i915 tools (IGT) look for it and set it. Only recorded: the host's i915 resets its GPU by its own policy, and this driver submits no GPU work yet",
+            description: "i915's GPU reset policy (0: none, 1: full GPU reset, 2 or more: engine reset), where i915 tools (IGT) look for it and set it. Only recorded: the host's i915 resets its GPU by its own policy, and this driver has no reset of its own to apply it to",
             permissions: 0o600,
         },
     },
