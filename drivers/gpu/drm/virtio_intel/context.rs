@@ -35,6 +35,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
+        aref::ARef,
         Arc,
         CondVar,
         CondVarTimeoutResult,
@@ -51,11 +52,14 @@ use kernel::{
     }, //
 };
 
+use zerocopy_derive::Immutable;
+
 use crate::{
     ccmd::{
         self,
         Ccmd,
         GemExecbuffer2,
+        IoctlSimple,
         RET_SENTINEL,
         RSP_MEM_OFFSET,
         SHMEM_RSP_MEM_OFFSET,
@@ -66,6 +70,7 @@ use crate::{
         FenceEvent,
         Timeline, //
     },
+    gem::IoctlDevice,
     hostmem::RangeAllocator,
     protocol::{
         CtxCreate,
@@ -260,7 +265,83 @@ struct Calls {
     /// them while an execbuffer waits for the host).
     #[pin]
     timelines: Mutex<KVec<RingTimeline>>,
+    /// Per GEM context, the guilty-batch count (`batch_active`) of the host's reset
+    /// statistics when it was last looked at (see [`ResetCheck`]).
+    #[pin]
+    resets_seen: Mutex<KVec<(u32, u32)>>,
 }
+
+/// Looks at whether a long batch hung, before its fence signals: virtio-gpu fences carry no
+/// status, so the host's i915 resetting a hung batch retires its fence like any other. For
+/// a batch that ran at least a second, the timeline's work asks the host for its GEM
+/// context's reset statistics (`GET_RESET_STATS`); if the count of guilty batches grew
+/// since the last look, the batch's fence fails with `EIO`, as i915 fails a request it
+/// reset. The count is per context, so a hang is put on the first long batch of that
+/// context that retires after it. Held by the context's execbuffer timelines until it is
+/// torn down.
+pub(crate) struct ResetCheck {
+    host: Arc<HostContext>,
+    dev: ARef<IoctlDevice>,
+}
+
+impl ResetCheck {
+    /// The queue the checks run on.
+    pub(crate) fn queue(&self) -> &kernel::workqueue::OwnedQueue {
+        &self.host.shared.exec_wq
+    }
+
+    /// Whether a batch of GEM context `gem_ctx` was reset since the last look. `false` when
+    /// the device or the host cannot tell.
+    pub(crate) fn batch_was_reset(&self, gem_ctx: u32) -> bool {
+        let Some(guard) = self.dev.registration_guard() else {
+            return false;
+        };
+        guard.registration_data_with(|bound| {
+            let arg = ResetStatsArg {
+                ctx_id: gem_ctx.to_le(),
+                ..ResetStatsArg::default()
+            };
+            let stats = match self.host.call(
+                bound,
+                &IoctlSimple {
+                    cmd: ccmd::simple::GET_RESET_STATS,
+                    arg,
+                },
+            ) {
+                Ok(Ok(s)) => s,
+                _ => return false,
+            };
+            let active = u32::from_le(stats.batch_active);
+            let mut seen = self.host.calls.resets_seen.lock();
+            match seen.iter_mut().find(|(c, _)| *c == gem_ctx) {
+                Some((_, n)) => {
+                    let grew = active > *n;
+                    *n = active;
+                    grew
+                }
+                None => {
+                    // First look: the context started with none.
+                    let _ = seen.push((gem_ctx, active), GFP_KERNEL);
+                    active > 0
+                }
+            }
+        })
+    }
+}
+
+/// `struct drm_i915_reset_stats`, as the host takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
+struct ResetStatsArg {
+    ctx_id: u32,
+    flags: u32,
+    reset_count: u32,
+    batch_active: u32,
+    batch_pending: u32,
+    pad: u32,
+}
+
+kernel::static_assert!(core::mem::size_of::<ResetStatsArg>() == 24);
 
 /// Highest host ring (`1 +` the highest engine index).
 pub(crate) const MAX_RING: u8 = 64;
@@ -320,6 +401,7 @@ impl HostContext {
                     fence: [0; MAX_RING as usize + 1],
                 }),
                 timelines <- new_mutex!(KVec::new()),
+                resets_seen <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -450,7 +532,8 @@ impl HostContext {
     /// The host i915's errno, `EINVAL` for a ring above [`MAX_RING`], `ENOMEM`, and the
     /// transport's errors: `ERESTARTSYS` only while nothing was queued.
     pub(crate) fn execbuffer(
-        &self,
+        self: &Arc<Self>,
+        dev: &IoctlDevice,
         bound: &Bound<'_>,
         c: &GemExecbuffer2,
         ring: u8,
@@ -477,7 +560,20 @@ impl HostContext {
         // The fence exists before the batch does, so that nothing can fail once it runs. It
         // is handed out only if the batch runs; a fence id the host never sees is harmless
         // (it retires ids with `<=`).
-        let (fence, event) = timeline.emit(id, also)?;
+        if !timeline.has_reset_check() {
+            // Without memory for it, hangs go unreported (a later execbuffer tries again).
+            if let Ok(check) = Arc::new(
+                ResetCheck {
+                    host: self.clone(),
+                    dev: ARef::from(dev),
+                },
+                GFP_KERNEL,
+            ) {
+                timeline.set_reset_check(Some(check));
+            }
+        }
+        let gem_ctx = u32::try_from(c.ctx_id).ok();
+        let (fence, event) = timeline.emit_for(id, gem_ctx, also)?;
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
         if let Err(e) = self
@@ -571,6 +667,11 @@ impl HostContext {
             GFP_NOWAIT,
         )?;
         Ok(timeline)
+    }
+
+    /// Forgets what the reset statistics of GEM context `gem_ctx` said (its id is new).
+    pub(crate) fn forget_resets(&self, gem_ctx: u32) {
+        self.calls.resets_seen.lock().retain(|(c, _)| *c != gem_ctx);
     }
 
     /// For each timeline of this context's execbuffers, the latest batch fence not signalled
@@ -931,6 +1032,8 @@ impl HostContext {
         // The host reports no fence of a destroyed context: those still pending fail now
         // (a late answer finds nothing to retire), so no waiter is left hanging.
         for t in self.calls.timelines.lock().iter() {
+            // Breaks the reference cycle through the check.
+            t.timeline.set_reset_check(None);
             t.timeline.cancel();
             self.shared.remove_fence_class(t.timeline.fence_context());
         }

@@ -186,9 +186,9 @@ impl Job {
         };
         guard.registration_data_with(|bound| {
             // On error the fence signals with it.
-            if let Err(e) = sub
-                .host
-                .execbuffer(bound, &sub.cmd, sub.ring, sub.class, Some(fence))
+            if let Err(e) =
+                sub.host
+                    .execbuffer(&sub.dev, bound, &sub.cmd, sub.ring, sub.class, Some(fence))
             {
                 pr_debug!(
                     "virtio_intel: ctx {}: queued execbuffer failed: {:?}\n",
@@ -393,7 +393,7 @@ impl ExecQueue {
             drop(st);
             let batch = sub
                 .host
-                .execbuffer(bound, &sub.cmd, sub.ring, sub.class, also)?;
+                .execbuffer(&sub.dev, bound, &sub.cmd, sub.ring, sub.class, also)?;
             return Ok(Submitted { batch, user, file });
         }
         drop(sending);

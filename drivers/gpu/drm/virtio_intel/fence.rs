@@ -50,6 +50,8 @@ use kernel::{
     }, //
 };
 
+use crate::context::ResetCheck;
+
 /// Counters of the fence path, shown in debugfs.
 #[derive(Default)]
 pub(crate) struct FenceStats {
@@ -61,9 +63,18 @@ pub(crate) struct FenceStats {
     pub(crate) works: AtomicU64,
 }
 
+/// A retired batch that ran at least this long is looked at for a reset before its fence
+/// signals (a hang takes the host at least its hang-detection bound to find).
+const RESET_CHECK_AFTER_MS: i64 = 1000;
+
 /// A fence not signalled yet.
 struct Entry {
     id: u64,
+    /// The GEM context of the execbuffer it stands for, whose reset statistics tell whether
+    /// the batch hung; `None` for other commands.
+    gem_ctx: Option<u32>,
+    /// The reset statistics were looked at.
+    checked: bool,
     fence: SignalFence,
     /// A fence handed out before the command was queued (an execbuffer that waited for its
     /// dependencies, see [`crate::exec_queue`]), signalled right after `fence`, alike.
@@ -86,6 +97,10 @@ struct State {
     /// `pending` and signal in the same order. Others only record, and the signaller looks
     /// again before it stops.
     signalling: bool,
+    /// Looks at the reset statistics of long batches (execbuffer timelines).
+    reset_check: Option<Arc<ResetCheck>>,
+    /// The reset check of the first entry is queued or running.
+    checking: bool,
 }
 
 /// The fences of one ring of one host context.
@@ -102,10 +117,22 @@ pub(crate) struct Timeline {
     state: SpinLockIrq<State>,
     #[pin]
     work: Work<Timeline>,
+    /// Looks at the reset statistics of the first entry (see [`ResetCheck`]).
+    #[pin]
+    check_work: Work<Timeline, 1>,
 }
 
 impl_has_work! {
     impl HasWork<Self> for Timeline { self.work }
+    impl HasWork<Self, 1> for Timeline { self.check_work }
+}
+
+impl WorkItem<1> for Timeline {
+    type Pointer = Arc<Timeline>;
+
+    fn run(this: Arc<Timeline>) {
+        this.check_first();
+    }
 }
 
 impl WorkItem for Timeline {
@@ -131,8 +158,11 @@ impl Timeline {
                     retired: 0,
                     last: 0,
                     signalling: false,
+                    reset_check: None,
+                    checking: false,
                 }),
                 work <- new_work!("virtio_intel::Timeline::work"),
+                check_work <- new_work!("virtio_intel::Timeline::check_work"),
             }),
             GFP_KERNEL,
         )
@@ -150,6 +180,16 @@ impl Timeline {
     pub(crate) fn emit(
         self: &Arc<Self>,
         id: u64,
+        also: Option<SignalFence>,
+    ) -> Result<(Fence, FenceEvent)> {
+        self.emit_for(id, None, also)
+    }
+
+    /// As [`Self::emit`], for an execbuffer of GEM context `gem_ctx`, if any.
+    pub(crate) fn emit_for(
+        self: &Arc<Self>,
+        id: u64,
+        gem_ctx: Option<u32>,
         also: Option<SignalFence>,
     ) -> Result<(Fence, FenceEvent)> {
         // Room first, allocated outside the interrupt-safe lock: the push below then cannot
@@ -185,6 +225,8 @@ impl Timeline {
             if g.pending
                 .push_within_capacity(Entry {
                     id,
+                    gem_ctx,
+                    checked: false,
                     fence,
                     also,
                     emitted: Instant::now(),
@@ -220,9 +262,51 @@ impl Timeline {
         }
     }
 
+    /// Makes the timeline look at the reset statistics of its long batches with `check`
+    /// (see [`ResetCheck`]), or no more with `None` (the context is going).
+    pub(crate) fn set_reset_check(&self, check: Option<Arc<ResetCheck>>) {
+        let old = core::mem::replace(&mut self.state.lock().reset_check, check);
+        // Dropped outside the interrupt-safe lock.
+        drop(old);
+    }
+
+    /// Whether the timeline has a reset check.
+    pub(crate) fn has_reset_check(&self) -> bool {
+        self.state.lock().reset_check.is_some()
+    }
+
+    /// The reset check of the first entry: records a reset as the entry's error, then lets
+    /// the signalling go on.
+    fn check_first(self: &Arc<Self>) {
+        let (id, gem_ctx, check) = {
+            let g = self.state.lock();
+            match (g.pending.first(), &g.reset_check) {
+                (Some(e), Some(c)) if !e.checked => (e.id, e.gem_ctx, Some(c.clone())),
+                (Some(e), _) => (e.id, None, None),
+                (None, _) => (0, None, None),
+            }
+        };
+        let reset = match (gem_ctx, check) {
+            (Some(ctx), Some(c)) => c.batch_was_reset(ctx),
+            _ => false,
+        };
+        {
+            let mut g = self.state.lock();
+            if let Some(e) = g.pending.iter_mut().find(|e| e.id == id) {
+                e.checked = true;
+                if reset {
+                    e.error.get_or_insert(EIO);
+                }
+            }
+            g.checking = false;
+        }
+        self.signal_ready();
+    }
+
     /// Signals, in id order, every fence the host is done with. If another caller is
-    /// signalling, leaves it to that one, which looks at the list again before it stops.
-    fn signal_ready(&self) {
+    /// signalling, leaves it to that one, which looks at the list again before it stops. A
+    /// long batch's fence waits for its reset check (see [`ResetCheck`]).
+    fn signal_ready(self: &Arc<Self>) {
         {
             let mut g = self.state.lock();
             if g.signalling {
@@ -231,11 +315,25 @@ impl Timeline {
             g.signalling = true;
         }
         loop {
+            let mut check = None;
             let entry = {
                 let mut g = self.state.lock();
                 let retired = g.retired;
-                match g.pending.first() {
-                    Some(e) if e.id <= retired || e.error.is_some() => g.pending.remove(0).ok(),
+                let first = g.pending.first().map(|e| {
+                    let done = e.id <= retired || e.error.is_some();
+                    let long = e.emitted.elapsed().as_millis() >= RESET_CHECK_AFTER_MS;
+                    (done, e.error.is_none() && e.gem_ctx.is_some() && !e.checked && long)
+                });
+                match first {
+                    Some((true, true)) if g.reset_check.is_some() => {
+                        if !g.checking {
+                            g.checking = true;
+                            check = g.reset_check.clone();
+                        }
+                        g.signalling = false;
+                        None
+                    }
+                    Some((true, _)) => g.pending.remove(0).ok(),
                     _ => {
                         g.signalling = false;
                         None
@@ -243,6 +341,10 @@ impl Timeline {
                 }
             };
             let Some(entry) = entry else {
+                if let Some(c) = check {
+                    // Already queued: that run looks at the same entry.
+                    let _ = c.queue().enqueue::<Arc<Timeline>, 1>(self.clone());
+                }
                 return;
             };
             // Signalled outside the lock (callbacks run from here); still in order, as the
@@ -268,7 +370,7 @@ impl Timeline {
 
     /// Fails every fence not signalled yet with `ECANCELED`, in order: their commands will
     /// never be answered (the host context is gone). A later answer finds nothing to retire.
-    pub(crate) fn cancel(&self) {
+    pub(crate) fn cancel(self: &Arc<Self>) {
         {
             let mut g = self.state.lock();
             for e in g.pending.iter_mut() {
@@ -315,7 +417,7 @@ impl FenceEvent {
         if let Some(t) = self.timeline.take() {
             t.record(self.id, result);
             // Already queued: that run will see this id too.
-            let _ = queue.enqueue(t);
+            let _ = queue.enqueue::<Arc<Timeline>, 0>(t);
         }
     }
 }

@@ -423,7 +423,14 @@ impl File {
             params: params.wire,
         };
         let id = this
-            .with_ctx(bound, |c| c.call_once(bound, &cmd))?
+            .with_ctx(bound, |c| {
+                let id = c.call_once(bound, &cmd)?;
+                if let Ok(id) = id {
+                    // A reused id starts with no guilty batches.
+                    c.forget_resets(id);
+                }
+                Ok(id)
+            })?
             .map_err(host_errno)?;
         ctx.id = id;
         let pushed = {

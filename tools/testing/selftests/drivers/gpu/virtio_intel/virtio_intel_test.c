@@ -2804,4 +2804,47 @@ TEST_F(node, exec_submit_fence_runs_alongside)
 	gem_close(self->fd, target);
 }
 
+/*
+ * A batch that hangs (it polls for a value nothing writes) is reset by the host's i915:
+ * its out-fence signals with -EIO, and the context's reset statistics count it.
+ */
+TEST_F_TIMEOUT(node, exec_hang_fails_the_fence, 120)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, c = 0, zero[2] = { 0, 0 };
+	uint32_t b[8] = { MI_SEMAPHORE_WAIT_POLL, 1, (uint32_t)TARGET_VA, 0,
+			  MI_BATCH_BUFFER_END, 0 };
+	struct drm_i915_gem_exec_object2 obj[2] = {
+		{ .offset = TARGET_VA, .flags = EXEC_OBJECT_PINNED },
+		{ .offset = BATCH_VA, .flags = EXEC_OBJECT_PINNED },
+	};
+	struct drm_i915_gem_execbuffer2 eb = {
+		.buffers_ptr = (uintptr_t)obj, .buffer_count = 2,
+		.flags = I915_EXEC_BLT | I915_EXEC_FENCE_OUT,
+	};
+	struct drm_i915_reset_stats rs = { 0 };
+	int out, st = 0;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, pwrite_words(self->fd, target, zero, 2));
+	ASSERT_EQ(0, pwrite_words(self->fd, batch, b, 6));
+	ASSERT_EQ(0, ctx_create(self->fd, NULL, &c));
+	obj[0].handle = target;
+	obj[1].handle = batch;
+	eb.rsvd1 = c;
+	ASSERT_EQ(0, execbuf(self->fd, &eb));
+	out = eb.rsvd2 >> 32;
+	EXPECT_EQ(0, fence_signalled(out, 500, &st));
+	ASSERT_EQ(1, fence_signalled(out, 60000, &st));
+	EXPECT_EQ(-EIO, st);
+	rs.ctx_id = c;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GET_RESET_STATS, &rs));
+	EXPECT_GE(rs.batch_active, 1);
+	close(out);
+	ctx_destroy(self->fd, c);
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
 TEST_HARNESS_MAIN
