@@ -1083,6 +1083,9 @@ impl HostContext {
             }
         }
         stats.remove_client(ctx);
+        // A reset check that was running holds this context: let it finish here, so that it
+        // never drops the last reference to the device state from the queue it runs on.
+        self.shared.exec_wq.flush();
     }
 }
 
