@@ -52,8 +52,6 @@ use kernel::{
     }, //
 };
 
-use zerocopy_derive::Immutable;
-
 use crate::{
     ccmd::{
         self,
@@ -71,6 +69,7 @@ use crate::{
         Timeline, //
     },
     gem::IoctlDevice,
+    gem_context::ResetStats,
     hostmem::RangeAllocator,
     protocol::{
         CtxCreate,
@@ -297,10 +296,7 @@ impl ResetCheck {
             return false;
         };
         guard.registration_data_with(|bound| {
-            let arg = ResetStatsArg {
-                ctx_id: gem_ctx.to_le(),
-                ..ResetStatsArg::default()
-            };
+            let arg = ResetStats::query(gem_ctx);
             let stats = match self.host.call(
                 bound,
                 &IoctlSimple {
@@ -328,20 +324,6 @@ impl ResetCheck {
         })
     }
 }
-
-/// `struct drm_i915_reset_stats`, as the host takes it.
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-struct ResetStatsArg {
-    ctx_id: u32,
-    flags: u32,
-    reset_count: u32,
-    batch_active: u32,
-    batch_pending: u32,
-    pad: u32,
-}
-
-kernel::static_assert!(core::mem::size_of::<ResetStatsArg>() == 24);
 
 /// Highest host ring (`1 +` the highest engine index).
 pub(crate) const MAX_RING: u8 = 64;

@@ -322,7 +322,10 @@ impl Timeline {
                 let first = g.pending.first().map(|e| {
                     let done = e.id <= retired || e.error.is_some();
                     let long = e.emitted.elapsed().as_millis() >= RESET_CHECK_AFTER_MS;
-                    (done, e.error.is_none() && e.gem_ctx.is_some() && !e.checked && long)
+                    (
+                        done,
+                        e.error.is_none() && e.gem_ctx.is_some() && !e.checked && long,
+                    )
                 });
                 match first {
                     Some((true, true)) if g.reset_check.is_some() => {

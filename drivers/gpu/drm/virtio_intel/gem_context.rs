@@ -104,16 +104,26 @@ struct SetparamExt {
     param: ContextParam,
 }
 
-/// `struct drm_i915_reset_stats`.
+/// `struct drm_i915_reset_stats` (also what the host takes).
 #[repr(C)]
-#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
-struct ResetStats {
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
+pub(crate) struct ResetStats {
     ctx_id: u32,
     flags: u32,
     reset_count: u32,
-    batch_active: u32,
+    pub(crate) batch_active: u32,
     batch_pending: u32,
     pad: u32,
+}
+
+impl ResetStats {
+    /// A query for GEM context `ctx_id` (little-endian, as the host takes it).
+    pub(crate) fn query(ctx_id: u32) -> Self {
+        Self {
+            ctx_id: ctx_id.to_le(),
+            ..Self::default()
+        }
+    }
 }
 
 /// `struct drm_i915_gem_vm_control`.
