@@ -108,18 +108,21 @@ struct Deps {
 }
 
 impl Deps {
+    /// A dependency signalled with error `e`: kept if it is the first fatal one (`EAGAIN`
+    /// and `ETIMEDOUT` are not, as in i915).
+    fn record(&self, e: Error) {
+        if e != EAGAIN && e != ETIMEDOUT {
+            let _ =
+                self.error
+                    .compare_exchange(0, e.to_errno(), Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
     /// A dependency is done with `result` (from a fence callback, in atomic context), or
     /// the ioctl is done adding callbacks.
     fn done(&self, result: Result) {
         if let Err(e) = result {
-            if e != EAGAIN && e != ETIMEDOUT {
-                let _ = self.error.compare_exchange(
-                    0,
-                    e.to_errno(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            }
+            self.record(e);
         }
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.queue.kick();
@@ -436,14 +439,7 @@ impl ExecQueue {
                     }
                     // Signalled meanwhile.
                     if let Some(err) = dep.error() {
-                        if err != EAGAIN && err != ETIMEDOUT {
-                            let _ = deps_state.error.compare_exchange(
-                                0,
-                                err.to_errno(),
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            );
-                        }
+                        deps_state.record(err);
                     }
                 }
             }
