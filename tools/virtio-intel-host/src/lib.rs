@@ -12,13 +12,15 @@
 //!   checks and failure behaviour, and strict-mode protocol checking;
 //! - [`proto`]: the wire layout of ccmds and responses;
 //! - [`swi915`] and [`cs`]: the software i915 (GEM, contexts, VMs, execbuffer, hangs)
-//!   and its command streamer; [`ids`]: its lowest-free id tables;
+//!   and its command streamer, with the hardware's command lengths in [`cmd_len`] and
+//!   its register file in [`regs`]; [`ids`]: its lowest-free id tables;
 //! - [`profile`]: what a real GPU's i915 answers to GETPARAM and QUERY;
 //! - [`config`], [`log`]: environment knobs (strict mode, fault injection) and the log.
 
 pub mod ffi;
 
 pub(crate) mod ccmd;
+pub(crate) mod cmd_len;
 pub(crate) mod config;
 pub(crate) mod cs;
 pub(crate) mod fence;
@@ -27,6 +29,7 @@ pub(crate) mod log;
 pub(crate) mod mem;
 pub(crate) mod profile;
 pub(crate) mod proto;
+pub(crate) mod regs;
 pub(crate) mod renderer;
 pub(crate) mod swi915;
 pub(crate) mod sync;
