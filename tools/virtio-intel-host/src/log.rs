@@ -41,6 +41,11 @@ pub(crate) fn info(msg: &str) {
     emit("INFO", msg);
 }
 
+/// Detail for debugging (e.g. the first command the model did not know).
+pub(crate) fn debug(msg: &str) {
+    emit("DEBUG", msg);
+}
+
 /// Something odd that is not the guest's fault.
 pub(crate) fn warn(msg: &str) {
     emit("WARN", msg);

@@ -14,7 +14,7 @@
 //! execbuffer is signalled from that thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use crate::profile::{
     Engine as EngineDesc, Profile, ENGINE_CLASS_COMPUTE, ENGINE_CLASS_COPY, ENGINE_CLASS_RENDER, ENGINE_CLASS_VIDEO,
     ENGINE_CLASS_VIDEO_ENHANCE, MEMORY_CLASS_DEVICE,
 };
+use crate::regs::RegFile;
 use crate::sync::lock;
 
 /// Positive errno, as the host's `errno` after an ioctl.
@@ -86,7 +87,19 @@ const TILING_NONE: u32 = 0;
 const TILING_X: u32 = 1;
 const TILING_Y: u32 = 2;
 
-/// MMIO base of an engine (for the timestamp register).
+/// The command streamer's engine bit ([`crate::cmd_len`]) of an engine class.
+fn engine_kind(class: u16) -> u8 {
+    match class {
+        ENGINE_CLASS_RENDER => crate::cmd_len::RENDER,
+        ENGINE_CLASS_COPY => crate::cmd_len::COPY,
+        ENGINE_CLASS_VIDEO => crate::cmd_len::VIDEO,
+        ENGINE_CLASS_VIDEO_ENHANCE => crate::cmd_len::VEBOX,
+        ENGINE_CLASS_COMPUTE => crate::cmd_len::COMPUTE,
+        _ => 0,
+    }
+}
+
+/// MMIO base of an engine (for its engine-relative registers).
 fn mmio_base(class: u16, instance: u16) -> u32 {
     match (class, instance) {
         (ENGINE_CLASS_RENDER, _) => 0x2000,
@@ -105,11 +118,28 @@ pub(crate) struct Device {
     resets: AtomicU32,
     epoch: Instant,
     hang_timeout: Duration,
+    /// Headers the command streamer did not know, over all contexts.
+    unknown_cmds: AtomicU64,
+    /// Whether the first of them has been logged.
+    unknown_logged: AtomicBool,
 }
 
 impl Device {
     pub(crate) fn new(profile: &'static Profile, hang_timeout: Duration) -> Device {
-        Device { profile, resets: AtomicU32::new(0), epoch: Instant::now(), hang_timeout }
+        Device {
+            profile,
+            resets: AtomicU32::new(0),
+            epoch: Instant::now(),
+            hang_timeout,
+            unknown_cmds: AtomicU64::new(0),
+            unknown_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Graphics version × 10 (120 for TGL, 125 for 12.55), as the command tables use it.
+    pub(crate) fn gen(&self) -> u16 {
+        let (major, minor) = self.profile.graphics_ver;
+        u16::from(major) * 10 + u16::from(minor) / 10
     }
 
     /// The CS timestamp: ticks of `cs_timestamp_frequency` since the device started.
@@ -325,6 +355,8 @@ pub(crate) struct CtxState {
     hangs: Mutex<[Option<Instant>; 2]>,
     batch_active: AtomicU32,
     batch_pending: AtomicU32,
+    /// Headers the command streamer did not know in this context's batches.
+    unknown_cmds: AtomicU64,
 }
 
 /// i915 bans a context that hangs a third time within this long (`CONTEXT_FAST_HANG_JIFFIES`).
@@ -389,7 +421,9 @@ impl EngineWorker {
 }
 
 fn engine_main(dev: Arc<Device>, desc: EngineDesc, rx: mpsc::Receiver<Job>) {
-    let mut regs = HashMap::new();
+    let gen = dev.gen();
+    let base = mmio_base(desc.class, desc.instance);
+    let mut regs = RegFile::new(gen);
     let ts_dev = dev.clone();
     let ts = move || ts_dev.timestamp();
     while let Ok(job) = rx.recv() {
@@ -401,15 +435,26 @@ fn engine_main(dev: Arc<Device>, desc: EngineDesc, rx: mpsc::Receiver<Job>) {
             job.fence.signal(-libc::EIO);
             continue;
         }
-        let mut eng = cs::Engine { mmio_base: mmio_base(desc.class, desc.instance), regs: &mut regs, timestamp: &ts };
+        let mut eng = cs::Engine {
+            mmio_base: base,
+            kind: engine_kind(desc.class),
+            gen,
+            regs: &mut regs,
+            timestamp: &ts,
+            stats: cs::Stats::default(),
+        };
         let deadline = Instant::now() + dev.hang_timeout;
         let outcome = cs::execute(&*job.vm, &mut eng, job.batch_va, deadline);
+        let stats = eng.stats;
+        let who = format!("engine {}:{}", desc.class, desc.instance);
+        account_stats(&dev, &job.ctx, &who, &stats);
         match outcome {
             cs::Outcome::Completed { .. } => job.fence.signal(0),
             bad => {
                 crate::log::info(&format!(
-                    "engine {}:{}: GPU hang ({bad:x?}); resetting, context marked guilty",
-                    desc.class, desc.instance
+                    "{who}: {} in batch 0x{:x}; resetting, context marked guilty",
+                    describe(&bad, job.batch_va, gen, engine_kind(desc.class)),
+                    job.batch_va
                 ));
                 dev.resets.fetch_add(1, Ordering::Relaxed);
                 job.ctx.batch_active.fetch_add(1, Ordering::Relaxed);
@@ -419,6 +464,48 @@ fn engine_main(dev: Arc<Device>, desc: EngineDesc, rx: mpsc::Receiver<Job>) {
                 job.fence.signal(-libc::EIO);
             }
         }
+    }
+}
+
+/// Adds a batch's counters to its context and the device, and logs the device's
+/// first unknown command and every batch's first unmodelled command mode.
+fn account_stats(dev: &Device, ctx: &CtxState, who: &str, stats: &cs::Stats) {
+    if stats.unknown != 0 {
+        ctx.unknown_cmds.fetch_add(stats.unknown, Ordering::Relaxed);
+        dev.unknown_cmds.fetch_add(stats.unknown, Ordering::Relaxed);
+        if let Some((at, dw0)) = stats.first_unknown {
+            if !dev.unknown_logged.swap(true, Ordering::Relaxed) {
+                crate::log::debug(&format!(
+                    "{who}: unknown command 0x{dw0:08x} at 0x{at:x}, skipped by its type's length rule \
+                     (first of the device; counted from now on)"
+                ));
+            }
+        }
+    }
+    if let Some((at, dw0)) = stats.first_unsupported {
+        crate::log::debug(&format!(
+            "{who}: {} command mode(s) not modelled, first 0x{dw0:08x} at 0x{at:x}; they did nothing",
+            stats.unsupported
+        ));
+    }
+}
+
+/// A hang or fault for the log: what, where (address and offset from the batch
+/// start) and which command.
+fn describe(o: &cs::Outcome, batch_va: u64, gen: u16, kind: u8) -> String {
+    let cmd = |at: u64, dw0: Option<u32>| match dw0 {
+        Some(d) => format!(
+            "at 0x{at:x} (batch+0x{:x}), {} (dw0 0x{d:08x})",
+            at.wrapping_sub(batch_va),
+            crate::cmd_len::lookup(d, gen, kind).name()
+        ),
+        None => format!("at 0x{at:x} (batch+0x{:x}), header unreadable", at.wrapping_sub(batch_va)),
+    };
+    match *o {
+        cs::Outcome::Completed { commands } => format!("completed after {commands} commands"),
+        cs::Outcome::Hang { at, dw0 } => format!("GPU hang {}", cmd(at, dw0)),
+        cs::Outcome::PageFault { addr, at, dw0 } => format!("GPU page fault on 0x{addr:x} {}", cmd(at, dw0)),
+        cs::Outcome::Invalid { at, dw0 } => format!("invalid command {}", cmd(at, Some(dw0))),
     }
 }
 
@@ -1163,6 +1250,30 @@ mod tests {
             exec(&mut f, 0, EXEC_HANDLE_LUT, vec![(obj(target), vec![]), (obj(batch), vec![reloc])]).expect("exec");
         assert_eq!(fence.wait(), 0);
         assert_eq!(f.object(target).expect("o").mem.read_u32(0x40).expect("r"), 0x77);
+    }
+
+    /// Issue 10 through execbuffer: iris/ANV's GPGPU PIPELINE_SELECT and gen12 aux-table
+    /// invalidation wait complete; an unknown command is skipped and counted.
+    #[test]
+    fn mesa_batches_complete_and_unknown_commands_are_counted() {
+        let mut f = file();
+        let batch = f.gem_create(4096).expect("create");
+        #[rustfmt::skip]
+        let dws = [
+            0x7a00_0004, 1 << 20, 0, 0, 0, 0, // PIPE_CONTROL, CS stall
+            0x6904_1312, // PIPELINE_SELECT (GPGPU)
+            (0x22 << 23) | 1, 0x4208, 1, // LRI GFX_CCS_AUX_NV = 1
+            0x0e01_c002, 0, 0x4208, 0, // MI_SEMAPHORE_WAIT, register poll, == 0
+            0x1f80_0000, 0, // MI opcode 0x3f: no such command
+            0, 0, END,
+        ];
+        write_batch(&f, batch, &dws);
+        let ctx = f.context_create(0, &[]).expect("ctx");
+        let fence = exec(&mut f, u64::from(ctx), 0, vec![(pinned(batch, 0x10_0000, false), vec![])]).expect("exec");
+        assert_eq!(fence.wait(), 0);
+        assert_eq!(f.dev.unknown_cmds.load(Ordering::Relaxed), 1);
+        assert_eq!(f.ctx(u64::from(ctx)).expect("ctx").state.unknown_cmds.load(Ordering::Relaxed), 1);
+        assert_eq!(f.dev.gen(), 120);
     }
 
     #[test]
