@@ -35,6 +35,9 @@
 //! counted in [`Stats`]; it never hangs the batch. A mode of an executed command
 //! that the model does not implement (an MI_ATOMIC without inline operands, a
 //! DELTAS_EQUAL predicate, an indirect ALU access) is counted too and does nothing.
+//! MI_SET_PREDICATE is skipped: its predication of later commands is not modelled.
+//! The 3D commands' and walkers' own predicate enables need nothing, as those commands
+//! are skipped anyway.
 //!
 //! A batch that is still running at its deadline is a hang; an access to an unbound
 //! address is a GPU page fault. Both end the batch and are reported with the address
