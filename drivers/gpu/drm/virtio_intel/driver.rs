@@ -3,7 +3,6 @@
 //! Probe: features, the DRM capset, and the host-visible memory region.
 
 use kernel::{
-    debugfs,
     device::{
         Core,
         DeviceContext, //
@@ -13,15 +12,24 @@ use kernel::{
         gem,
         ioctl, //
     },
+    pci::{
+        self,
+        synthetic, //
+    },
     prelude::*,
-    str::CString,
     sync::Arc,
     uapi,
     virtio, //
 };
 
+use core::sync::atomic::AtomicBool;
+
 use crate::{
     context::ResponsePages,
+    identity::{
+        self,
+        IdentityDriver, //
+    },
     file::File,
     gem::Bo,
     protocol::{
@@ -74,32 +82,58 @@ kernel::virtio_device_table!(
 /// The virtio-intel driver.
 pub(crate) struct VirtioIntelDriver;
 
-/// What touches the device, for as long as the driver is bound to it: the DRM registration
-/// data. Ioctls get it from the DRM core inside a registration guard, and a file being
-/// closed enters one; unbind unplugs the DRM device, which waits for every guard, before
-/// this is dropped.
+/// What the virtio binding owns and lends the synthetic PCI function's driver
+/// ([`crate::identity`]), which registers the DRM device: the transport and the device
+/// state, for as long as the driver is bound to the virtio device.
 ///
 /// Field order matters: the response pages are unmapped before the queue goes, and the
 /// queue (dropping it resets the device, so the host forgets every object) before the
 /// region's reservation is released.
-pub(crate) struct Bound<'bound> {
+pub(crate) struct Transport<'bound> {
     /// The kernel mappings of the host contexts' response pages.
     pub(crate) pages: ResponsePages<'bound>,
     /// The control queue.
     pub(crate) queue: ControlQueue<'bound>,
     /// The host-visible memory region, reserved.
     pub(crate) hostmem: virtio::ShmRegion<'bound>,
+    /// The device state the files share.
+    pub(crate) shared: Arc<Shared>,
+    /// The virtio device's index (names the debugfs directory).
+    pub(crate) index: u32,
+    /// Set once a DRM device was registered on this transport: host objects of that
+    /// device's files may outlive it, so there is never a second one (see
+    /// [`crate::identity`]).
+    pub(crate) claimed: AtomicBool,
+}
+
+/// What touches the device, for as long as the DRM device is registered: the DRM
+/// registration data. Ioctls get it from the DRM core inside a registration guard, and a
+/// file being closed enters one; unregistering unplugs the DRM device, which waits for
+/// every guard, before this is dropped. It borrows the virtio binding's [`Transport`],
+/// which outlives it.
+pub(crate) struct Bound<'bound> {
+    /// The kernel mappings of the host contexts' response pages.
+    pub(crate) pages: &'bound ResponsePages<'bound>,
+    /// The control queue.
+    pub(crate) queue: &'bound ControlQueue<'bound>,
+    /// The host-visible memory region, reserved.
+    pub(crate) hostmem: &'bound virtio::ShmRegion<'bound>,
     /// The device's counters (for debugfs).
     pub(crate) stats: Arc<Stats>,
     /// The device state the files share.
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
-impl Drop for DeviceData<'_> {
-    /// Runs before the registration is dropped, which unplugs the DRM device and waits for
-    /// every ioctl: one waiting for room in an execbuffer queue gives up first.
-    fn drop(&mut self) {
-        self.shared.unplugging();
+impl<'bound> Bound<'bound> {
+    /// The registration data of a DRM device on `t`.
+    pub(crate) fn new(t: &'bound Transport<'bound>) -> Self {
+        Self {
+            pages: &t.pages,
+            queue: &t.queue,
+            hostmem: &t.hostmem,
+            stats: t.shared.stats.clone(),
+            shared: t.shared.clone(),
+        }
     }
 }
 
@@ -111,19 +145,12 @@ impl Drop for Bound<'_> {
     }
 }
 
-/// Per-device state while the driver is bound.
-///
-/// Dropping the DRM registration unplugs the DRM device, which waits for every ioctl and
-/// every other registration guard, then drops its registration data, [`Bound`]. The shared
-/// state is the DRM device's data and lives as long as its files.
+/// Per-device state while the driver is bound to the virtio device: the synthetic PCI
+/// function that presents it, which owns the [`Transport`] and lends it to the DRM
+/// device registered on the function. Dropping it removes the function (unregistering
+/// the DRM device) before the transport goes.
 pub(crate) struct DeviceData<'bound> {
-    _reg: drm::Registration<'bound, VirtioIntelDriver>,
-    /// The device state the files share.
-    shared: Arc<Shared>,
-    /// `/sys/kernel/debug/virtio_intel-<N>/live`: the counters of [`Stats`] and the task of
-    /// each host context.
-    _live: Pin<KBox<debugfs::File<Arc<Stats>>>>,
-    _debugfs: debugfs::Dir,
+    _function: synthetic::Function<'bound, IdentityDriver>,
 }
 
 impl virtio::Driver for VirtioIntelDriver {
@@ -149,7 +176,7 @@ impl drm::Driver for VirtioIntelDriver {
     type RegistrationData<'a> = Bound<'a>;
     type File = File;
     type Object = gem::Object<Bo>;
-    type ParentDevice<Ctx: DeviceContext> = virtio::Device<Ctx>;
+    type ParentDevice<Ctx: DeviceContext> = pci::Device<Ctx>;
 
     const INFO: drm::DriverInfo = INFO;
     const FEAT_RENDER: bool = true;
@@ -328,32 +355,28 @@ impl<'bound> DeviceData<'bound> {
             blob_alignment,
             info.max_version()
         );
+        let header = identity::header(&identity);
+        let at = identity::address(&identity, dev.index());
         let shared = Shared::new(identity, hostmem.len(), blob_alignment)?;
-        let drm =
-            drm::UnregisteredDevice::<VirtioIntelDriver>::new(dev, Ok::<_, Error>(shared.clone()))?;
-        let bound = Bound {
+        let transport = Transport {
             pages: ResponsePages::new()?,
             queue: ctrl,
             hostmem,
-            stats: shared.stats.clone(),
-            shared: shared.clone(),
+            shared,
+            index: dev.index(),
+            claimed: AtomicBool::new(false),
         };
-        // SAFETY: The registration is stored in the driver data and dropped with it; it is
+        // SAFETY: The function is stored in the driver data and dropped with it; it is
         // never leaked.
-        let reg = unsafe { drm::Registration::new(dev.as_ref(), drm, bound, 0)? };
-        let name = CString::try_from_fmt(fmt!("virtio_intel-{}", dev.index()))?;
-        let dir = debugfs::Dir::new(&name);
-        let live = KBox::pin_init(
-            dir.read_callback_file(c"live", shared.stats.clone(), &|s: &Arc<Stats>, f| {
-                s.show(f)
-            }),
-            GFP_KERNEL,
-        )?;
+        let function = unsafe {
+            synthetic::Function::<IdentityDriver>::new(dev.as_ref(), &header, at, Ok::<_, Error>(transport))?
+        };
+        if !function.is_bound() {
+            dev_err!(dev.as_ref(), "the i915 PCI function did not bind\n");
+            return Err(ENODEV);
+        }
         Ok(Self {
-            _reg: reg,
-            shared: shared.clone(),
-            _live: live,
-            _debugfs: dir,
+            _function: function,
         })
     }
 }

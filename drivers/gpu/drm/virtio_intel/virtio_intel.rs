@@ -12,7 +12,9 @@
 //! - [`fence`]: fence events: host fences of fenced commands become DMA fences;
 //! - [`context`]: a file's host context, response page and synchronous ccmds;
 //! - [`shared`], [`hostmem`]: device state shared with files, host-visible window ranges;
-//! - [`driver`]: probe, feature checks, capset discovery, the `i915` DRM device;
+//! - [`driver`]: probe, feature checks, capset discovery, the transport;
+//! - [`identity`]: the synthetic PCI function with the host GPU's ids, and the `i915` DRM
+//!   device on it;
 //! - [`file`]: an open file and its host context;
 //! - [`getparam`], [`query`], [`gem_create`], [`gem_domain`],
 //!   [`gem_madvise`], [`gem_tiling`], [`mman`], [`gem_rw`]: the i915 ioctls, one module per
@@ -40,6 +42,7 @@ mod gem_tiling;
 mod gem_wait;
 mod getparam;
 mod hostmem;
+mod identity;
 mod mman;
 mod protocol;
 mod query;
@@ -47,8 +50,36 @@ mod shared;
 mod transport;
 mod uext;
 
-kernel::module_virtio_driver! {
-    type: driver::VirtioIntelDriver,
+use kernel::{
+    driver::Registration,
+    pci,
+    pci::synthetic::Driver as _,
+    prelude::*,
+    virtio, //
+};
+
+/// The module: the virtio driver, and the PCI driver of the synthetic functions it creates.
+#[pin_data]
+struct VirtioIntelModule {
+    /// Unregistered first: unbinding a virtio device removes its function.
+    #[pin]
+    _virtio: Registration<virtio::Adapter<driver::VirtioIntelDriver>>,
+    #[pin]
+    _pci: Registration<pci::Adapter<identity::IdentityDriver>>,
+}
+
+impl kernel::InPlaceModule for VirtioIntelModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // The PCI driver first, so that a virtio probe finds it for its function.
+        try_pin_init!(Self {
+            _pci <- Registration::new(identity::IdentityDriver::NAME, module),
+            _virtio <- Registration::new(<Self as kernel::ModuleMetadata>::NAME, module),
+        })
+    }
+}
+
+module! {
+    type: VirtioIntelModule,
     name: "virtio_intel",
     authors: ["virtio-intel developers"],
     description: "i915 uAPI over a virtio-gpu DRM native context",

@@ -5,6 +5,7 @@
  * Runs in a guest with virtio_intel.ko bound. The expected PCI device id of the host GPU
  * comes from VIRTIO_INTEL_DEVICE_ID (default 0x9a49, the software host's TGL GT2).
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -1040,6 +1041,111 @@ TEST(hammer_while_rebinding)
 }
 
 /* Unbinding the driver with a file open must be safe; the file then gets -ENODEV. */
+/* Reads sysfs file `dir`/`name` into `out` without the trailing newline; 0 or -1. */
+static int read_sysfs(const char *dir, const char *name, char *out, size_t n)
+{
+	char path[512];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	len = read(fd, out, n - 1);
+	close(fd);
+	if (len < 0)
+		return -1;
+	while (len > 0 && out[len - 1] == '\n')
+		len--;
+	out[len] = 0;
+	return 0;
+}
+
+/*
+ * What libdrm's drmGetDevice2() and Mesa's loader read: the card and render nodes share one
+ * PCI parent, on the "pci" bus, with a drm/ directory, Intel's vendor id, the device id and
+ * revision GETPARAM reports, a display class, PCI_SLOT_NAME with a 16-bit domain, bound to
+ * this driver, and a config space whose first bytes agree.
+ */
+TEST(pci_identity)
+{
+	char render[512], card[512], link[512], v[256], slot[64], path[600];
+	unsigned int dom, bus, dev, fn;
+	struct stat st;
+	unsigned char cfg[64];
+	int fd, devid = 0, rev = -1;
+	DIR *d;
+	struct dirent *e;
+
+	ASSERT_EQ(0, stat(render_node(), &st));
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
+	ASSERT_NE(NULL, realpath(path, render));
+	/* The primary node of the same DRM device. */
+	card[0] = 0;
+	snprintf(path, sizeof(path), "%s/drm", render);
+	d = opendir(path);
+	ASSERT_NE(NULL, d) TH_LOG("%s has no drm/ directory", render);
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "card", 4))
+			snprintf(card, sizeof(card), "/dev/dri/%s", e->d_name);
+	closedir(d);
+	ASSERT_NE(0, card[0]);
+	ASSERT_EQ(0, stat(card, &st));
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
+	ASSERT_NE(NULL, realpath(path, link));
+	EXPECT_STREQ(render, link);
+
+	snprintf(path, sizeof(path), "%s/subsystem", render);
+	ASSERT_NE(NULL, realpath(path, link));
+	EXPECT_STREQ("/sys/bus/pci", link);
+	snprintf(path, sizeof(path), "%s/driver", render);
+	ASSERT_NE(NULL, realpath(path, link));
+	EXPECT_STREQ("/sys/bus/pci/drivers/virtio_intel", link);
+
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &devid));
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_REVISION, &rev));
+	close(fd);
+
+	ASSERT_EQ(0, read_sysfs(render, "vendor", v, sizeof(v)));
+	EXPECT_STREQ("0x8086", v);
+	ASSERT_EQ(0, read_sysfs(render, "device", v, sizeof(v)));
+	EXPECT_EQ(devid, (int)strtol(v, NULL, 16));
+	ASSERT_EQ(0, read_sysfs(render, "revision", v, sizeof(v)));
+	EXPECT_EQ(rev, (int)strtol(v, NULL, 16));
+	ASSERT_EQ(0, read_sysfs(render, "class", v, sizeof(v)));
+	EXPECT_EQ(0x03, strtol(v, NULL, 16) >> 16);
+	ASSERT_EQ(0, read_sysfs(render, "subsystem_vendor", v, sizeof(v)));
+	ASSERT_EQ(0, read_sysfs(render, "subsystem_device", v, sizeof(v)));
+
+	/* libdrm parses "%04x:%02x:%02x.%1u" out of the uevent. */
+	ASSERT_EQ(0, read_sysfs(render, "uevent", v, sizeof(v)));
+	ASSERT_NE(NULL, strstr(v, "PCI_SLOT_NAME="));
+	snprintf(slot, sizeof(slot), "%s", strstr(v, "PCI_SLOT_NAME=") + 14);
+	*strchrnul(slot, '\n') = 0;
+	EXPECT_EQ(4, sscanf(slot, "%04x:%02x:%02x.%1u", &dom, &bus, &dev, &fn)) TH_LOG("%s", slot);
+	EXPECT_EQ(12, strlen(slot)) TH_LOG("%s: the domain must have 4 digits", slot);
+	EXPECT_NE(0, dom) TH_LOG("domain 0 is the firmware's");
+	EXPECT_NE(NULL, strrchr(render, '/'));
+	EXPECT_STREQ(slot, strrchr(render, '/') + 1);
+
+	/* The config space agrees, and has no BARs. */
+	snprintf(path, sizeof(path), "%s/config", render);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(64, read(fd, cfg, sizeof(cfg)));
+	close(fd);
+	EXPECT_EQ(0x8086, cfg[0] | cfg[1] << 8);
+	EXPECT_EQ(devid, cfg[2] | cfg[3] << 8);
+	EXPECT_EQ(rev, cfg[8]);
+	for (int i = 0x10; i < 0x28; i++)
+		EXPECT_EQ(0, cfg[i]);
+	snprintf(path, sizeof(path), "%s/resource0", render);
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("the function has no BARs");
+}
+
 TEST(unbind_with_open_file)
 {
 	const char *drv = "/sys/bus/virtio/drivers/virtio_intel";
