@@ -182,6 +182,10 @@ impl drm::Driver for VirtioIntelDriver {
     const FEAT_RENDER: bool = true;
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
+    // No display, but an answering, empty KMS: ANV takes the primary node for
+    // `VK_KHR_display` and fails the whole display query when `GETRESOURCES` fails, where
+    // no connectors is what it handles (i915 without display drops `DRIVER_MODESET`).
+    const FEAT_HEADLESS_MODESET: bool = true;
     const GEM_MMAP_AT_OFFSET: bool = true;
     const COMPAT_IOCTLS: &'static [drm::ioctl::CompatIoctl] = crate::getparam::COMPAT_IOCTLS;
 

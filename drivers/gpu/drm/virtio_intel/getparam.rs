@@ -109,18 +109,21 @@ impl Param {
             | uapi::I915_PARAM_HAS_EXEC_SOFTPIN
             | uapi::I915_PARAM_HAS_EXEC_ASYNC
             | uapi::I915_PARAM_HAS_EXEC_BATCH_FIRST => Self::Local(Ok(1)),
+            // `EXEC_OBJECT_CAPTURE` is accepted and goes to the host's i915 with the object,
+            // which puts the object in its own error state when a batch hangs (i915 without
+            // `CONFIG_DRM_I915_CAPTURE_ERROR` accepts it too, and still answers 1).
+            uapi::I915_PARAM_HAS_EXEC_CAPTURE => Self::Local(Ok(1)),
             // Execbuffer fences (`crate::execbuf`, `crate::exec_queue`): sync-file in-, submit-
             // and out-fences, syncobj arrays and the timeline-fence extension.
             uapi::I915_PARAM_HAS_EXEC_FENCE
             | uapi::I915_PARAM_HAS_EXEC_FENCE_ARRAY
             | uapi::I915_PARAM_HAS_EXEC_SUBMIT_FENCE
             | uapi::I915_PARAM_HAS_EXEC_TIMELINE_FENCES => Self::Local(Ok(1)),
-            // Not yet: no error capture the guest can read, no display (overlay, page flips), no
-            // scheduler, no perf, no PXP. Each answer changes when the feature lands.
+            // Not yet: no display (overlay, page flips), no scheduler, no perf, no PXP, no
+            // userptr. Each answer changes when the feature lands.
             uapi::I915_PARAM_HAS_PAGEFLIPPING
             | uapi::I915_PARAM_HAS_PRIME_VMAP_FLUSH
             | uapi::I915_PARAM_HAS_COHERENT_PHYS_GTT
-            | uapi::I915_PARAM_HAS_EXEC_CAPTURE
             | uapi::I915_PARAM_HAS_USERPTR_PROBE
             | uapi::I915_PARAM_MMAP_GTT_COHERENT
             | uapi::I915_PARAM_HAS_OVERLAY
