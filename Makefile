@@ -33,6 +33,7 @@ demo: sid-tree host client toolchain
 	$(VM)/run-guest.sh --renderer project --share build/demo-share \
 		--logdir build/vm/demo --cmd "/mnt/host/virtio-intel-client $(CLIENT_ARGS)"
 	$(KERNEL)/test-driver.sh
+	$(VM)/mesa-smoke.sh
 
 # Unit tests + the guest run; ends with "N passed, N failed".
 test: sid-tree toolchain

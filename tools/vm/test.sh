@@ -84,6 +84,18 @@ for variant in "" --debug; do
     fi
 done
 
+# Stock Debian Mesa (vulkaninfo, eglinfo) on the driver: ANV and iris find the Intel GPU.
+echo "=== mesa: unmodified Mesa on virtio_intel.ko (tools/vm/mesa-smoke.sh)"
+rc=0
+"$VM_DIR/mesa-smoke.sh" 2>&1 | tee "$out/mesa.log" || rc=$?
+line=$(grep -E '^mesa: [0-9]+ passed, [0-9]+ failed$' "$out/mesa.log" | tail -n1)
+if [[ -n $line ]]; then
+    read -r _ p _ f _ <<<"${line//,/}"
+    passed=$((passed + p)) failed=$((failed + f))
+else
+    failed=$((failed + 1)); echo "=== mesa: FAILED before any check (rc=$rc)"
+fi
+
 # IGT, unmodified, on the project kernel: its passes count; results that differ from
 # tools/igt/expectations.txt fail (expected failures, each with its reason, count neither).
 echo "=== igt: IGT against virtio_intel.ko (tools/igt)"

@@ -1146,6 +1146,67 @@ TEST(pci_identity)
 	EXPECT_NE(0, access(path, F_OK)) TH_LOG("the function has no BARs");
 }
 
+/* Writes `val` to sysfs file `path`: 0 or -errno. */
+static int write_sysfs(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * Removing only the PCI function (its sysfs "remove") unregisters the DRM device: an open file
+ * gets -ENODEV. A rescan finds the function again but does not bind it while the virtio
+ * device keeps the old device's host objects; unbinding and binding the virtio device brings
+ * back a working render node.
+ */
+TEST(pci_function_remove_and_rescan)
+{
+	char pci[512], path[600], dev[64], slot[64];
+	struct stat st;
+	int fd, v = 0;
+
+	bound_device(dev, sizeof(dev));
+	ASSERT_NE(0, dev[0]);
+	ASSERT_EQ(0, stat(render_node(), &st));
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
+	ASSERT_NE(NULL, realpath(path, pci));
+	snprintf(slot, sizeof(slot), "%s", strrchr(pci, '/') + 1);
+
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
+
+	snprintf(path, sizeof(path), "%s/remove", pci);
+	ASSERT_EQ(0, write_sysfs(path, "1"));
+	EXPECT_EQ(-ENODEV, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_NE(0, access(pci, F_OK));
+	close(fd);
+
+	/* Found again, not bound: no render node of this driver. */
+	ASSERT_EQ(0, write_sysfs("/sys/bus/pci/rescan", "1"));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", slot);
+	EXPECT_EQ(0, access(path, F_OK)) TH_LOG("rescan did not find %s", slot);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", slot);
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("%s bound again", slot);
+	EXPECT_NE(0, access(render_node(), F_OK));
+
+	ASSERT_EQ(0, driver_attr("unbind", dev));
+	ASSERT_EQ(0, driver_attr("bind", dev));
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0) TH_LOG("render node did not come back after rebinding");
+	EXPECT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(expected_devid(), v);
+	close(fd);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", slot);
+	EXPECT_EQ(0, access(path, F_OK));
+}
+
 TEST(unbind_with_open_file)
 {
 	const char *drv = "/sys/bus/virtio/drivers/virtio_intel";
