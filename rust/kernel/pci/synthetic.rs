@@ -16,6 +16,10 @@
 //! for as long as the function is bound: removing the bus unbinds the function before the
 //! payload goes.
 //!
+//! x86 only: the root bus's `sysdata` is the architecture's (`struct pci_sysdata` here; a
+//! `struct pci_config_window` on arm64 with ACPI, a `struct zpci_bus` on s390), and only
+//! the x86 one is provided.
+//!
 //! C headers: [`include/linux/pci.h`](srctree/include/linux/pci.h),
 //! [`arch/x86/include/asm/pci.h`](srctree/arch/x86/include/asm/pci.h).
 
@@ -132,8 +136,6 @@ impl ConfigSpace {
 
     /// Writes the low `size` bytes of `value` at `offset`; only writable bits change.
     ///
-    /// Callers serialise writes (the PCI core holds `pci_lock` around every access).
-    ///
     /// # Errors
     ///
     /// As [`ConfigSpace::read`].
@@ -143,21 +145,33 @@ impl ConfigSpace {
             return Ok(());
         };
         let mask = mask & Self::writable(i);
-        let old = d.load(Relaxed);
-        d.store(
-            (old & !mask) | ((value << ((offset % 4) * 8)) & mask),
-            Relaxed,
-        );
+        if mask == 0 {
+            return Ok(());
+        }
+        let bits = (value << ((offset % 4) * 8)) & mask;
+        // Config accesses need not be serialised (x86 takes no lock around them), so the
+        // update is one atomic read-modify-write.
+        let mut old = d.load(Relaxed);
+        while let Err(now) = d.cmpxchg(old, (old & !mask) | bits, Relaxed) {
+            old = now;
+        }
         Ok(())
     }
 }
 
 /// A PCI driver for synthetic functions: the driver a [`Function`] binds to.
 ///
+/// # Safety
+///
+/// [`Driver::Payload`] must be covariant in its lifetime: [`payload`] lends a payload
+/// created for `'a` as one for the function's binding, which is shorter. Implement
+/// [`Driver::shorten`] as `{ p }`, which compiles only for a covariant payload type.
+///
 /// # Examples
 ///
 /// ```ignore
-/// impl synthetic::Driver for MyFunctionDriver {
+/// // SAFETY: `MyTransport` is covariant; `shorten` proves it.
+/// unsafe impl synthetic::Driver for MyFunctionDriver {
 ///     type Payload<'a> = MyTransport<'a>;
 ///     const NAME: &'static CStr = c"my_driver";
 ///     fn shorten<'a: 'b, 'b>(p: &'b MyTransport<'a>) -> &'b MyTransport<'b> {
@@ -165,27 +179,26 @@ impl ConfigSpace {
 ///     }
 /// }
 /// ```
-pub trait Driver: pci::Driver + 'static {
+pub unsafe trait Driver: pci::Driver + 'static {
     /// What the binding that creates a [`Function`] lends the function's driver.
     type Payload<'a>: Send + Sync + 'a;
 
     /// The name the driver is registered under: the functions' `driver_override`.
     const NAME: &'static CStr;
 
-    /// Proves that [`Driver::Payload`] is covariant in its lifetime, so that a payload
-    /// lent for `'a` may be used for any shorter `'b`. Implement it as `{ p }`: it only
-    /// compiles for a covariant type.
+    /// Shows that [`Driver::Payload`] is covariant in its lifetime, so that a payload lent
+    /// for `'a` may be used for any shorter `'b`: implement it as `{ p }`, which only
+    /// compiles for a covariant type (see the trait's safety requirements).
     fn shorten<'a: 'b, 'b>(p: &'b Self::Payload<'a>) -> &'b Self::Payload<'b>;
 }
 
 /// What a synthetic root bus carries: the host bridge's private area, zeroed by
 /// `pci_alloc_host_bridge()` and freed with the bridge, after its last user.
 ///
-/// `bus->sysdata` points here; on x86 `pci_domain_nr()` and friends read it as a
+/// `bus->sysdata` points here; x86's `pci_domain_nr()` and friends read it as a
 /// `struct pci_sysdata`, which therefore comes first.
 #[repr(C)]
 struct BusData {
-    #[cfg(CONFIG_X86)]
     sysdata: bindings::pci_sysdata,
     config: ConfigSpace,
     devfn: u32,
@@ -269,17 +282,17 @@ static OPS: bindings::pci_ops = bindings::pci_ops {
     ..unsafe { core::mem::zeroed() }
 };
 
-/// Where a synthetic function sits: its root bus number, device and function.
+/// Where a synthetic function sits: its root bus number and device; it is function 0 (the
+/// PCI core finds no other function of a device without a function 0).
 #[derive(Clone, Copy, Debug)]
 pub struct Address {
-    /// The preferred PCI domain; another one between 1 and 0xffff is taken if it is in use.
+    /// The preferred PCI domain; if it is in use, the next free one above it (up to
+    /// 0xffff) is taken.
     pub domain_hint: u16,
     /// The root bus number.
     pub bus: u8,
     /// The device number (0 to 31).
     pub device: u8,
-    /// The function number (0 to 7).
-    pub function: u8,
 }
 
 /// A synthetic PCI root bus with one function, for as long as the creating binding `'a`.
@@ -311,6 +324,11 @@ impl<'a, D: Driver> Function<'a, D> {
     /// lends it `payload`, and adds the function; a registered `D` binds it before this
     /// returns unless probing is asynchronous ([`Function::is_bound`] tells).
     ///
+    /// Neither this nor dropping the object takes `pci_lock_rescan_remove()`, because the
+    /// parent's probe and removal may run under it (as for `vmd`, whose bus the PCI driver
+    /// of the parent creates): a global PCI rescan (`/sys/bus/pci/rescan`) racing with the
+    /// creation or removal is not excluded.
+    ///
     /// # Errors
     ///
     /// `EINVAL` for a bad header or address, `ENOSPC` when no 16-bit domain is free,
@@ -328,7 +346,7 @@ impl<'a, D: Driver> Function<'a, D> {
         at: Address,
         payload: impl PinInit<D::Payload<'a>, Error>,
     ) -> Result<Self> {
-        if at.device > 31 || at.function > 7 {
+        if at.device > 31 {
             return Err(EINVAL);
         }
         let config = ConfigSpace::new(h)?;
@@ -359,12 +377,11 @@ impl<'a, D: Driver> Function<'a, D> {
         // SAFETY: `b` is valid; it was allocated with room for a `BusData` in its private
         // area (`pci_host_bridge_priv()`).
         let data = unsafe { (*b).private.as_mut_ptr() }.cast::<BusData>();
-        let devfn = (u32::from(at.device) << 3) | u32::from(at.function);
+        let devfn = u32::from(at.device) << 3;
         // SAFETY: `data` is valid for writes, suitably aligned (the private area is cache
         // line aligned) and not yet shared.
         unsafe {
             data.write(BusData {
-                #[cfg(CONFIG_X86)]
                 sysdata: bindings::pci_sysdata {
                     domain,
                     node: bindings::NUMA_NO_NODE,
@@ -394,12 +411,10 @@ impl<'a, D: Driver> Function<'a, D> {
             bindings::pci_add_resource(&raw mut (*b).windows, &raw mut (*data).busn);
         }
 
-        // SAFETY: FFI call without preconditions; unlocked below on every path.
-        unsafe { bindings::pci_lock_rescan_remove() };
-        let r = Self::scan_and_add(b, devfn);
-        // SAFETY: Locked above.
-        unsafe { bindings::pci_unlock_rescan_remove() };
-        let (bus, pdev) = r.map_err(free)?;
+        // Not under `pci_lock_rescan_remove()`, as `vmd` creates its bus: the parent's probe
+        // may itself run under that lock (a PCI rescan adding the parent's transport), and
+        // it is not recursive.
+        let (bus, pdev) = Self::scan_and_add(b, devfn).map_err(free)?;
         // INVARIANT: The bus was scanned; `pdev` holds a reference; `data` points to the
         // payload, which lives in `Self`.
         Ok(Self {
@@ -413,16 +428,18 @@ impl<'a, D: Driver> Function<'a, D> {
 
     /// Registers and scans the root bus of `b`, then adds its function `devfn` for `D`
     /// only. On failure the bus is gone again and `b` is left to be freed.
+    ///
+    /// The caller does not hold `pci_lock_rescan_remove()`; see [`Function::new`].
     fn scan_and_add(
         b: *mut bindings::pci_host_bridge,
         devfn: u32,
     ) -> Result<(NonNull<bindings::pci_bus>, NonNull<bindings::pci_dev>)> {
-        // SAFETY: `b` is a fully set up host bridge; the rescan lock is held.
+        // SAFETY: `b` is a fully set up host bridge.
         to_result(unsafe { bindings::pci_scan_root_bus_bridge(b) })?;
         // SAFETY: The scan succeeded, so `b->bus` is the root bus.
         let bus = unsafe { (*b).bus };
         let remove = || {
-            // SAFETY: `bus` is the root bus scanned above; the rescan lock is held.
+            // SAFETY: `bus` is the root bus scanned above, not yet removed.
             unsafe {
                 bindings::pci_stop_root_bus(bus);
                 bindings::pci_remove_root_bus(bus);
@@ -436,7 +453,8 @@ impl<'a, D: Driver> Function<'a, D> {
             return Err(ENODEV);
         };
         let name = D::NAME.to_bytes();
-        // SAFETY: `pdev` is valid and not yet added, so no driver can bind it concurrently.
+        // SAFETY: `pdev` is valid; its devices were not yet added to the driver core's
+        // matching (`pci_bus_add_devices()` below), so no driver can bind it concurrently.
         let r = to_result(unsafe {
             bindings::__device_set_driver_override(
                 &raw mut (*pdev.as_ptr()).dev,
@@ -450,7 +468,7 @@ impl<'a, D: Driver> Function<'a, D> {
             remove();
             return Err(e);
         }
-        // SAFETY: `bus` is a scanned root bus; the rescan lock is held.
+        // SAFETY: `bus` is a scanned root bus.
         unsafe { bindings::pci_bus_add_devices(bus.as_ptr()) };
         Ok((bus, pdev))
     }
@@ -480,19 +498,20 @@ impl<'a, D: Driver> Function<'a, D> {
 }
 
 impl<D: Driver> Drop for Function<'_, D> {
+    /// Removes the bus, as `vmd` does: not under `pci_lock_rescan_remove()`, since the
+    /// parent's removal may run under it (the PCI core removing the parent's transport).
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the bus was scanned and not yet removed, and this
-        // object holds references to the function and the bridge. Removing the bus unbinds
-        // and removes the function, so its driver stops using the payload, which is dropped
-        // only after this.
-        unsafe {
-            bindings::pci_lock_rescan_remove();
-            bindings::pci_stop_root_bus(self.bus.as_ptr());
-            bindings::pci_remove_root_bus(self.bus.as_ptr());
-            bindings::pci_unlock_rescan_remove();
-            bindings::pci_dev_put(self.pdev.as_ptr());
-            bindings::pci_free_host_bridge(self.bridge.as_ptr());
-        }
+        // SAFETY: By the type invariant the bus was scanned and not yet removed. Stopping
+        // and removing it unbinds and removes the function, so its driver stops using the
+        // payload, which is dropped only after this function returns.
+        unsafe { bindings::pci_stop_root_bus(self.bus.as_ptr()) };
+        // SAFETY: As above; the bus was stopped.
+        unsafe { bindings::pci_remove_root_bus(self.bus.as_ptr()) };
+        // SAFETY: By the type invariant this object holds a reference to the function.
+        unsafe { bindings::pci_dev_put(self.pdev.as_ptr()) };
+        // SAFETY: By the type invariant this object holds a reference to the bridge; the
+        // last one frees it with its private data and domain number.
+        unsafe { bindings::pci_free_host_bridge(self.bridge.as_ptr()) };
     }
 }
 
@@ -502,7 +521,9 @@ impl<D: Driver> Drop for Function<'_, D> {
 /// # Errors
 ///
 /// `ENODEV` if `dev` is not a function of a [`Function`] created for `D`.
-pub fn payload<'b, D: Driver>(dev: &'b pci::Device<device::Core<'_>>) -> Result<&'b D::Payload<'b>> {
+pub fn payload<'b, D: Driver>(
+    dev: &'b pci::Device<device::Core<'_>>,
+) -> Result<&'b D::Payload<'b>> {
     // SAFETY: `dev` is a valid PCI device, so its bus is valid.
     let bus = unsafe { (*dev.as_raw()).bus };
     // SAFETY: As above.

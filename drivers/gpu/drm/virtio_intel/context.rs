@@ -455,7 +455,7 @@ impl HostContext {
             );
             return Err(EIO);
         }
-        let shm = ShmMapping::new(&bound.hostmem, off, SHMEM_SIZE)?;
+        let shm = ShmMapping::new(bound.hostmem, off, SHMEM_SIZE)?;
         let rsp_off = shm.read_u32(SHMEM_RSP_MEM_OFFSET)?;
         if rsp_off != RSP_MEM_OFFSET {
             kernel::pr_warn_once!(
@@ -753,7 +753,7 @@ impl HostContext {
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
         let r = self.call_in_slot(
-            &bound.queue,
+            bound.queue,
             &shm,
             c,
             (area_off, size),
@@ -1021,7 +1021,7 @@ impl HostContext {
         }
         let teardown = |cmd: &dyn Fn(&ControlQueue<'_>) -> Result| match bound {
             Some(b) => {
-                let r = cmd(&b.queue);
+                let r = cmd(b.queue);
                 if let Err(e) = r {
                     pr_debug!("virtio_intel: tearing down host context {}: {:?}\n", ctx, e);
                 }

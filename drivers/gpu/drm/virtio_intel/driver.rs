@@ -26,12 +26,12 @@ use core::sync::atomic::AtomicBool;
 
 use crate::{
     context::ResponsePages,
+    file::File,
+    gem::Bo,
     identity::{
         self,
         IdentityDriver, //
     },
-    file::File,
-    gem::Bo,
     protocol::{
         GetCapset,
         GetCapsetInfo,
@@ -373,11 +373,19 @@ impl<'bound> DeviceData<'bound> {
         // SAFETY: The function is stored in the driver data and dropped with it; it is
         // never leaked.
         let function = unsafe {
-            synthetic::Function::<IdentityDriver>::new(dev.as_ref(), &header, at, Ok::<_, Error>(transport))?
+            synthetic::Function::<IdentityDriver>::new(
+                dev.as_ref(),
+                &header,
+                at,
+                Ok::<_, Error>(transport),
+            )?
         };
         if !function.is_bound() {
-            dev_err!(dev.as_ref(), "the i915 PCI function did not bind\n");
-            return Err(ENODEV);
+            // Asynchronous probing, or the PCI driver refused it (and said why).
+            dev_warn!(
+                dev.as_ref(),
+                "the i915 PCI function is not bound (yet): no DRM device until it is\n"
+            );
         }
         Ok(Self {
             _function: function,

@@ -165,7 +165,7 @@ fn copy(
             let len = usize::try_from(at + n as u64 - first)
                 .map_err(|_| EINVAL)?
                 .next_multiple_of(PAGE_SIZE);
-            let map = ShmMapping::with_cache(&bound.hostmem, base + first, len, cache)?;
+            let map = ShmMapping::with_cache(bound.hostmem, base + first, len, cache)?;
             let within = (at - first) as usize;
             match dir {
                 Dir::Read => map.read(within, chunk),

@@ -11,7 +11,7 @@
 //! whose one function reports vendor 0x8086 with the device id and revision of the host
 //! GPU from the capset, class 0x038000 (display controller, other: no VGA arbitration,
 //! no legacy ROM fix-ups), subsystem 1af4:1100 (a virtual machine's board), no BARs and no
-//! interrupt; its bus, device and function are those of the host GPU.
+//! interrupt; its bus and device are those of the host GPU, and it is function 0.
 //!
 //! The function's `driver_override` names this driver's PCI driver, so i915 or xe never
 //! bind it even when loaded. That driver registers the `i915` DRM device with the function
@@ -74,19 +74,14 @@ pub(crate) fn header(id: &I915Identity) -> synthetic::Header {
     }
 }
 
-/// The function's address: the host GPU's bus, device and function (`00:02.0` for an
-/// integrated GPU), in an emulated domain. Out-of-range host values fall back to 00:02.0.
+/// The function's address: the host GPU's bus and device (`00:02` for an integrated GPU),
+/// function 0 (a function of its own needs no other), in an emulated domain. An
+/// out-of-range host device number falls back to 2.
 pub(crate) fn address(id: &I915Identity, index: u32) -> synthetic::Address {
-    let (device, function) = if id.dev < 32 && id.func < 8 {
-        (id.dev, id.func)
-    } else {
-        (2, 0)
-    };
     synthetic::Address {
         domain_hint: DOMAIN_BASE.wrapping_add((index & 0xfff) as u16),
         bus: id.bus,
-        device,
-        function,
+        device: if id.dev < 32 { id.dev } else { 2 },
     }
 }
 
@@ -110,7 +105,8 @@ impl pci::Driver for IdentityDriver {
     }
 }
 
-impl synthetic::Driver for IdentityDriver {
+// SAFETY: `Transport` is covariant in its lifetime, which `shorten` shows.
+unsafe impl synthetic::Driver for IdentityDriver {
     type Payload<'a> = Transport<'a>;
 
     const NAME: &'static CStr = c"virtio_intel";
@@ -150,10 +146,17 @@ impl<'bound> FunctionData<'bound> {
             return Err(EBUSY);
         }
         let shared = t.shared.clone();
-        let drm = drm::UnregisteredDevice::<VirtioIntelDriver>::new(pdev, Ok::<_, Error>(shared.clone()))?;
-        // SAFETY: The registration is stored in the driver data and dropped with it; it is
-        // never leaked.
-        let reg = unsafe { drm::Registration::new(pdev.as_ref(), drm, Bound::new(t), 0)? };
+        let register = || {
+            let drm = drm::UnregisteredDevice::<VirtioIntelDriver>::new(
+                pdev,
+                Ok::<_, Error>(shared.clone()),
+            )?;
+            // SAFETY: The registration is stored in the driver data and dropped with it; it
+            // is never leaked.
+            unsafe { drm::Registration::new(pdev.as_ref(), drm, Bound::new(t), 0) }
+        };
+        // No file was opened if registering failed: a later bind may try again.
+        let reg = register().inspect_err(|_| t.claimed.store(false, Ordering::Release))?;
         let name = CString::try_from_fmt(fmt!("virtio_intel-{}", t.index))?;
         let dir = debugfs::Dir::new(&name);
         let live = KBox::pin_init(
