@@ -128,6 +128,17 @@ read -r window_pass window_fail < <(tap_counts "$REPO_ROOT/build/vm/$tag-window/
 if [[ $wrc != 0 ]]; then
     window_fail=$((window_fail + 1)); echo "=== $tag: window eviction: FAILED (rc=$wrc)"; cat "$out/window.log"
 fi
+# Hot-unplug: the PCI core removes the virtio-pci function under its rescan lock, then a
+# rescan adds it back (a 64 MiB host-visible BAR, which fits again), then rmmod.
+urc=0
+short_boot unplug 300 \
+    "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_DESTRUCTIVE=1 /mnt/host/virtio_intel_test -t virtio_pci_remove_and_rescan && rmmod virtio_intel" \
+    --gpu virtio-gpu-gl-pci,drm_native_context=on,blob=on,hostmem=64M || urc=$?
+read -r unplug_pass unplug_fail < <(tap_counts "$REPO_ROOT/build/vm/$tag-unplug/output.log")
+[[ $unplug_pass == 1 ]] || { echo "the hot-unplug test did not pass"; unplug_fail=$((unplug_fail + 1)); }
+if [[ $urc != 0 ]]; then
+    unplug_fail=$((unplug_fail + 1)); echo "=== $tag: hot-unplug: FAILED (rc=$urc)"; cat "$out/unplug.log"
+fi
 
 # Tally: kselftest lines of the guest output, KUnit test lines of the guest kernel log.
 dmesg=$REPO_ROOT/build/vm/$tag/ctl/dmesg.txt
@@ -141,10 +152,10 @@ for suite in rust_virtio rust_capability rust_completion_waits rust_dma_fence ru
     grep -qE "^ok [0-9]+ $suite\$" "$dmesg" 2>/dev/null || { echo "KUnit suite $suite did not pass"; ku_fail=$((ku_fail + 1)); }
 done
 [[ $ks_pass -gt 0 ]] || { echo "no kselftest ran"; ks_fail=$((ks_fail + 1)); }
-passed=$((ks_pass + ku_pass + fault_pass + fenced_pass + window_pass))
-failed=$((ks_fail + ku_fail + fault_fail + fenced_fail + window_fail))
+passed=$((ks_pass + ku_pass + fault_pass + fenced_pass + window_pass + unplug_pass))
+failed=$((ks_fail + ku_fail + fault_fail + fenced_fail + window_fail + unplug_fail))
 if [[ $rc == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "=== $tag: kselftests $ks_pass passed, $ks_fail failed; KUnit $ku_pass passed, $ku_fail failed;" \
-    "fenced ccmds $fenced_pass passed, $fenced_fail failed; window $window_pass passed, $window_fail failed; runner rc=$rc"
+    "fenced ccmds $fenced_pass passed, $fenced_fail failed; window $window_pass passed, $window_fail failed; hot-unplug $unplug_pass passed, $unplug_fail failed; runner rc=$rc"
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -1040,7 +1040,6 @@ TEST(hammer_while_rebinding)
 	}
 }
 
-/* Unbinding the driver with a file open must be safe; the file then gets -ENODEV. */
 /* Reads sysfs file `dir`/`name` into `out` without the trailing newline; 0 or -1. */
 static int read_sysfs(const char *dir, const char *name, char *out, size_t n)
 {
@@ -1207,6 +1206,52 @@ TEST(pci_function_remove_and_rescan)
 	EXPECT_EQ(0, access(path, F_OK));
 }
 
+/*
+ * The PCI core removing the virtio-pci function (its sysfs "remove", as hot-unplug does)
+ * unbinds the driver under the PCI rescan lock, and a rescan probes it again under that
+ * lock: both must complete (the synthetic bus is created and removed without taking it),
+ * with an open file getting -ENODEV, and the render node must come back. Runs only with
+ * VIRTIO_INTEL_DESTRUCTIVE=1, in a boot of its own with a small host-visible region: a
+ * re-added function's 4 GiB BAR does not fit in the test VM's PCI window again.
+ */
+TEST(virtio_pci_remove_and_rescan)
+{
+	char dev[64], path[600], parent[512], sub[512];
+	int fd, v = 0;
+
+	if (!getenv("VIRTIO_INTEL_DESTRUCTIVE"))
+		SKIP(return, "destructive: set VIRTIO_INTEL_DESTRUCTIVE=1");
+	bound_device(dev, sizeof(dev));
+	ASSERT_NE(0, dev[0]);
+	snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/..", dev);
+	ASSERT_NE(NULL, realpath(path, parent));
+	snprintf(path, sizeof(path), "%s/subsystem", parent);
+	ASSERT_NE(NULL, realpath(path, sub));
+	if (strcmp(sub, "/sys/bus/pci"))
+		SKIP(return, "the virtio transport is not PCI");
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, getparam(fd, I915_PARAM_HAS_GPU_RESET, &v));
+
+	/* Returns only if the driver's removal did not wait for the rescan lock. */
+	snprintf(path, sizeof(path), "%s/remove", parent);
+	ASSERT_EQ(0, write_sysfs(path, "1"));
+	EXPECT_EQ(-ENODEV, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_NE(0, access(render_node(), F_OK));
+	close(fd);
+	/* Probes the driver again, under the rescan lock. */
+	ASSERT_EQ(0, write_sysfs("/sys/bus/pci/rescan", "1"));
+	EXPECT_EQ(0, access(parent, F_OK)) TH_LOG("the rescan did not find %s again", parent);
+	for (int i = 0; i < 100 && access(render_node(), F_OK); i++)
+		usleep(100 * 1000);
+	fd = open(render_node(), O_RDWR | O_CLOEXEC);
+	ASSERT_GE(fd, 0) TH_LOG("no render node after the rescan");
+	EXPECT_EQ(0, getparam(fd, I915_PARAM_CHIPSET_ID, &v));
+	EXPECT_EQ(expected_devid(), v);
+	close(fd);
+}
+
+/* Unbinding the driver with a file open must be safe; the file then gets -ENODEV. */
 TEST(unbind_with_open_file)
 {
 	const char *drv = "/sys/bus/virtio/drivers/virtio_intel";
