@@ -132,3 +132,31 @@ ev=$(grep -h '^bench evict-refault' "$REPO_ROOT/build/vm/bench-evict/output.log"
 echo "Window eviction (64 MiB window, 2048 objects of 64 KiB written round-robin, 2 laps):"
 echo "  one write to an evicted object (evict another + refault): ${ev#bench evict-refault: }"
 echo "  $(grep -h '^evictions' "$REPO_ROOT/build/vm/bench-evict/output.log" | tr -d '\r')"
+
+# Stock Mesa on the driver: how long the guest's vulkaninfo --summary and eglinfo take
+# (3 runs each, median), and how many host round trips (control commands the host
+# answered, debugfs virtio_intel_commands) one run costs. The seed design's userspace
+# (Mesa's virtio native-context driver) is not in Debian's Mesa, so there is no ratio.
+mesa_cmd='insmod /mnt/host/virtio_intel.ko || exit 1
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+c=$(ls /sys/kernel/debug/dri/*/virtio_intel_commands | head -n1)
+for tool in vulkaninfo eglinfo; do
+  for i in 1 2 3; do
+    a=$(cat "$c"); t0=$(date +%s%N)
+    if [ $tool = vulkaninfo ]; then vulkaninfo --summary >/dev/null 2>&1; else eglinfo -B -p surfaceless >/dev/null 2>&1; fi
+    rc=$?; t1=$(date +%s%N); b=$(cat "$c")
+    echo "bench mesa $tool $(( (t1 - t0) / 1000000 )) $((b - a)) $rc"
+  done
+done'
+"$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
+    --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-mesa" --append kunit.enable=0 \
+    --timeout 900 --cmd "$mesa_cmd" >/dev/null
+mlog=$REPO_ROOT/build/vm/bench-mesa/output.log
+echo "Stock Mesa on virtio_intel.ko (3 runs, median; round trips = host commands per run):"
+for tool in vulkaninfo eglinfo; do
+    rows=$(grep -h "^bench mesa $tool " "$mlog" | tr -d '\r')
+    [[ $(wc -l <<<"$rows") == 3 ]] || die "the Mesa benchmark printed nothing for $tool (logs in build/vm/bench-mesa)"
+    awk '$6 != 0 { bad = 1 } END { exit bad }' <<<"$rows" || die "$tool failed in the Mesa benchmark"
+    printf '  %-11s %6d ms, %5d host round trips\n' "$tool" \
+        "$(awk '{print $4}' <<<"$rows" | sort -n | sed -n 2p)" "$(awk '{print $5}' <<<"$rows" | sort -n | sed -n 2p)"
+done

@@ -22,6 +22,9 @@
 //! sets it before its hang detector runs. It is only recorded: the host's i915 resets its
 //! GPU by its own policy.
 //!
+//! `virtio_intel_commands` (not i915's) gives the number of control commands the host
+//! answered since probe, each a round trip, for `make bench`.
+//!
 //! `i915_gem_objects` gives the number and total size of the device's GEM objects, in the
 //! form IGT parses (`"%u objects, %llu bytes"`); IGT compares counts to find leaks.
 
@@ -59,6 +62,12 @@ pub(crate) const FILES: &[DebugfsFile<VirtioIntelDriver>] = &[
         dir: None,
     },
     DebugfsFile {
+        name: c"virtio_intel_commands",
+        show: commands_show,
+        store: None,
+        dir: None,
+    },
+    DebugfsFile {
         name: c"reset",
         show: reset_show,
         store: Some(reset_store),
@@ -90,6 +99,12 @@ fn objects_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
         bound.stats.object_bytes.load(Ordering::Relaxed),
     );
     put(out, fmt!("{} objects, {} bytes\n", n, bytes))
+}
+
+/// The control commands the host answered since probe (each a round trip): what `make
+/// bench` counts per Mesa device initialisation.
+fn commands_show(bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {
+    put(out, fmt!("{}\n", bound.queue.answered()))
 }
 
 fn drop_caches_show(_bound: &Bound<'_>, out: &mut KVec<u8>) -> Result {

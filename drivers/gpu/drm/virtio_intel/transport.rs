@@ -271,6 +271,11 @@ impl<'bound> ControlQueue<'bound> {
         self.vqs.handler().deferred.flush();
     }
 
+    /// How many commands the device has answered since probe: the host round trips.
+    pub(crate) fn answered(&self) -> u64 {
+        *self.space.returned.lock()
+    }
+
     /// Sends `cmd` and waits for its response.
     ///
     /// # Errors
