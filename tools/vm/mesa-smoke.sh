@@ -1,10 +1,13 @@
 #!/bin/bash
 # Stock Debian Mesa on the driver: boots the project kernel with virtio_intel.ko on the
-# software host (strict) and runs the guest's unmodified `vulkaninfo --summary` and
-# `eglinfo -B -p surfaceless`, with no Mesa environment variable set. Checks that ANV
-# ("Intel open-source Mesa driver") and iris report the host GPU's device id, and that the
-# host saw no hang and no page fault. Prints the tools' device lines and a closing
-# "N passed, N failed"; exits non-zero on any failure.
+# software host (strict) and runs the guest's unmodified `vulkaninfo --summary`,
+# `eglinfo -B -p surfaceless` (64- and 32-bit) and `vkmark --winsys headless` (its default
+# scenes) and the project's own Vulkan program (tools/mesa-smoke/vk_smoke.c), with no Mesa
+# environment variable set; then weston (headless backend, GL renderer) with
+# weston-simple-egl and vkcube (Wayland WSI) as clients. Checks that ANV ("Intel open-source Mesa
+# driver") and iris report the host GPU's device id, that vkmark runs to its score, and
+# that the host saw no hang and no page fault. Prints the tools' device lines, the vkmark
+# score and a closing "N passed, N failed"; exits non-zero on any failure.
 # usage: tools/vm/mesa-smoke.sh
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -17,21 +20,42 @@ out=$REPO_ROOT/build/mesa
 rm -rf "$out"; mkdir -p "$out/share"
 O=$("$KDIR_SCRIPTS/build.sh") || die "kernel build failed"
 build_driver "$O" "$out"
+# Our own Vulkan smoke program (dynamically linked against the guest's libvulkan).
+gcc -O2 -Wall -Werror -o "$out/share/vk_smoke" "$REPO_ROOT/tools/mesa-smoke/vk_smoke.c" -lvulkan ||
+    die "tools/mesa-smoke/vk_smoke.c did not build (libvulkan-dev: make setup)"
 devid=${VIRTIO_INTEL_DEVICE_ID:-0x9a49}
 
 # The guest prints each tool's output between markers; the checks run here.
 guest_cmd='insmod /mnt/host/virtio_intel.ko || exit 10
 echo "=== vulkaninfo"; timeout 400 vulkaninfo --summary 2>&1; echo "=== vulkaninfo rc=$?"
 echo "=== eglinfo"; timeout 300 eglinfo -B -p surfaceless 2>&1; echo "=== eglinfo rc=$?"
+echo "=== eglinfo32"; timeout 300 /usr/bin/eglinfo.i386-linux-gnu -B -p surfaceless 2>&1; echo "=== eglinfo32 rc=$?"
+echo "=== vk_smoke"; timeout 300 /mnt/host/vk_smoke 2>&1; echo "=== vk_smoke rc=$?"
+echo "=== vkmark"; timeout 600 vkmark --winsys headless 2>&1; echo "=== vkmark rc=$?"
+echo "=== weston"
+export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -p -m 0700 $XDG_RUNTIME_DIR
+weston --backend=headless --renderer=gl --socket=wl-vi --idle-time=0 >/tmp/weston.log 2>&1 &
+w=$!
+i=0; while [ ! -S $XDG_RUNTIME_DIR/wl-vi ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+WAYLAND_DISPLAY=wl-vi timeout --preserve-status -s INT 16 stdbuf -oL weston-simple-egl 2>&1
+echo "=== simple-egl rc=$?"
+WAYLAND_DISPLAY=wl-vi timeout 300 vkcube --wsi wayland --c 30 2>&1; echo "=== vkcube rc=$?"
+kill $w; wait $w; echo "=== weston rc=$?"
+grep -iE "renderer|error|fail" /tmp/weston.log | head -20
+echo "=== weston done"
 rmmod virtio_intel'
 rc=0
 VIRTIO_INTEL_HOST_STRICT=1 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" \
-    --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/mesa" --timeout 900 \
+    --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/mesa" --timeout 1800 \
     --append kunit.enable=0 --cmd "$guest_cmd" >"$out/run.log" 2>&1 || rc=$?
 o=$REPO_ROOT/build/vm/mesa/output.log
 h=$REPO_ROOT/build/vm/mesa/host.log
 vk=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== vulkaninfo$/,/^=== vulkaninfo rc=/p')
 egl=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== eglinfo$/,/^=== eglinfo rc=/p')
+egl32=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== eglinfo32$/,/^=== eglinfo32 rc=/p')
+vkm=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== vkmark$/,/^=== vkmark rc=/p')
+vks=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== vk_smoke$/,/^=== vk_smoke rc=/p')
+wst=$(tr -d '\r' <"$o" 2>/dev/null | sed -n '/^=== weston$/,/^=== weston done/p')
 
 passed=0 failed=0
 check() { # check NAME CONDITION-STATUS
@@ -47,6 +71,20 @@ grep -qE "deviceID *= *$devid\$" <<<"$anv" && grep -qE 'vendorID *= *0x8086$' <<
 check "vulkaninfo lists ANV on 8086:${devid#0x}" $?
 grep -q '=== eglinfo rc=0' <<<"$egl"; check "eglinfo exits 0" $?
 grep -qE 'OpenGL core profile renderer: Mesa Intel\(R\)' <<<"$egl"; check "eglinfo reports iris" $?
+grep -E 'OpenGL core profile renderer' <<<"$egl32" | sed 's/^/  32-bit: /'
+grep -q '=== eglinfo32 rc=0' <<<"$egl32" &&
+    grep -qE 'OpenGL core profile renderer: Mesa Intel\(R\)' <<<"$egl32"
+check "32-bit eglinfo reports iris" $?
+grep '^vk_smoke:' <<<"$vks" | sed 's/^/  /'
+grep -q '=== vk_smoke rc=0' <<<"$vks" && grep -q '^vk_smoke: passed' <<<"$vks"
+check "vk_smoke: timestamps, an event, a GPU copy and a timeline semaphore" $?
+grep -E '^\[|Score' <<<"$vkm" | sed 's/^/  vkmark /'
+grep -q '=== vkmark rc=0' <<<"$vkm" && grep -qE 'vkmark Score: [0-9]+' <<<"$vkm"
+check "vkmark --winsys headless runs its scenes to the score" $?
+grep -E 'frames in|GL renderer|=== (simple-egl|vkcube) rc' <<<"$wst" | sed 's/^/  weston: /'
+grep -q '=== simple-egl rc=0' <<<"$wst" && grep -qE '^[1-9][0-9]* frames in' <<<"$wst"
+check "weston (headless, GL renderer) with weston-simple-egl drawing frames" $?
+grep -q '=== vkcube rc=0' <<<"$wst"; check "vkcube on weston (Wayland WSI) runs 30 frames" $?
 hangs=$(grep -cE 'GPU hang|GPU page fault' "$h" 2>/dev/null)
 unknown=$(grep -c 'unknown command' "$h" 2>/dev/null)
 echo "  host: ${hangs:-0} hang/fault line(s), first unknown commands logged: ${unknown:-0}"

@@ -21,7 +21,10 @@ HOST_PKGS=(qemu-system-x86 qemu-system-modules-opengl qemu-system-gui xvfb
 # so the kernel comes from there (KERNEL_SUITE); everything else from sid.
 KERNEL_SUITE=trixie-backports
 GUEST_PKGS=(linux-image-amd64/$KERNEL_SUITE mesa-vulkan-drivers libgl1-mesa-dri mesa-utils
-            vulkan-tools kmod procps pciutils strace)
+            vulkan-tools kmod procps pciutils strace vkmark weston
+            mesa-utils-bin:i386 libegl-mesa0:i386 libgl1-mesa-dri:i386 mesa-vulkan-drivers:i386)
+# (The :i386 packages are the 32-bit Mesa that Steam and Wine games use, with a 32-bit
+# eglinfo, /usr/bin/eglinfo.i386-linux-gnu.)
 # Wanted, but the rig works without them: a warning names any that sid lacks.
 OPTIONAL_PKGS=(igt-gpu-tools-tests)
 
@@ -62,7 +65,8 @@ rm -f "$tmp.debootstrap.log"
 
 # apt: sid's Release may carry a Valid-Until in the past (mirror snapshots,
 # clocks); no recommends; no services started in the chroot.
-printf 'deb %s sid main\ndeb %s %s main\n' "$VI_MIRROR" "$VI_MIRROR" "$KERNEL_SUITE" \
+# (Only the kernel comes from $KERNEL_SUITE: its i386 index is not needed.)
+printf 'deb %s sid main\ndeb [arch=amd64] %s %s main\n' "$VI_MIRROR" "$VI_MIRROR" "$KERNEL_SUITE" \
     >"$tmp/etc/apt/sources.list"
 cat >"$tmp/etc/apt/apt.conf.d/90virtio-intel" <<'CONF'
 Acquire::Check-Valid-Until "false";
@@ -81,6 +85,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs
 ln -sf /bin/true /usr/sbin/update-initramfs
+dpkg --add-architecture i386
 apt-get -q update
 missing=()
 for p in $OPTIONAL; do
@@ -116,7 +121,7 @@ chmod a+r "$tmp/boot/vmlinuz-$kvers"
     echo "build_seconds=$((SECONDS - start))"
     echo "qemu=$qemu_ver"
     echo "kernel=$kvers"
-    echo "mesa=$(chroot "$tmp" dpkg-query -W -f '${Version}' libgl1-mesa-dri)"
+    echo "mesa=$(chroot "$tmp" dpkg-query -W -f '${Version}' libgl1-mesa-dri:amd64)"
     echo "virglrenderer=$(chroot "$tmp" dpkg-query -W -f '${Version}' libvirglrenderer1)"
     echo "igt=$(chroot "$tmp" dpkg-query -W -f '${Version}' igt-gpu-tools-tests 2>/dev/null || echo missing)"
 } >"$tmp/.virtio-intel-tree"

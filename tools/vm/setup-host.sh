@@ -22,6 +22,7 @@ PKGS=(
     gcc:cc                        # cargo needs a linker
     binutils:readelf              # checks that binaries are static
     libc6-dev:                    # static client build (crt-static)
+    libvulkan-dev:                # the Vulkan smoke program (tools/mesa-smoke)
 )
 
 [[ -r /etc/debian_version ]] || die "this script expects a Debian machine"
