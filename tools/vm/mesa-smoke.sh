@@ -6,7 +6,7 @@
 # environment variable set; then weston (headless backend, GL renderer) with
 # weston-simple-egl and vkcube (Wayland WSI) as clients. Checks that ANV ("Intel open-source Mesa
 # driver") and iris report the host GPU's device id, that vkmark runs to its score, and
-# that the host saw no hang and no page fault. Prints the tools' device lines, the vkmark
+# that the host saw no hang, no page fault and no command it does not know. Prints the tools' device lines, the vkmark
 # score and a closing "N passed, N failed"; exits non-zero on any failure.
 # usage: tools/vm/mesa-smoke.sh
 set -uo pipefail
@@ -86,9 +86,11 @@ grep -q '=== simple-egl rc=0' <<<"$wst" && grep -qE '^[1-9][0-9]* frames in' <<<
 check "weston (headless, GL renderer) with weston-simple-egl drawing frames" $?
 grep -q '=== vkcube rc=0' <<<"$wst"; check "vkcube on weston (Wayland WSI) runs 30 frames" $?
 hangs=$(grep -cE 'GPU hang|GPU page fault' "$h" 2>/dev/null)
-unknown=$(grep -c 'unknown command' "$h" 2>/dev/null)
-echo "  host: ${hangs:-0} hang/fault line(s), first unknown commands logged: ${unknown:-0}"
+unknown=$(grep -oE '[0-9]+ unknown command\(s\) so far' "$h" 2>/dev/null | tail -n1 | cut -d' ' -f1)
+echo "  host: ${hangs:-0} hang/fault line(s), ${unknown:-?} unknown command(s)"
+grep -m3 'unknown command 0x' "$h" | sed 's/^/  host: /'
 [[ ${hangs:-1} == 0 ]]; check "no host hang or page fault" $?
+[[ ${unknown:-1} == 0 ]]; check "the host's command streamer knew every command" $?
 [[ $rc == 0 ]]; check "runner: no kernel warning, protocol violation or timeout (rc=$rc)" $?
 [[ $rc == 0 ]] || tail -n 30 "$out/run.log"
 echo "mesa: $passed passed, $failed failed"

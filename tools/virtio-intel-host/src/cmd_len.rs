@@ -243,6 +243,8 @@ pub(crate) static TABLE: &[Cmd] = &[
     gfx("3DSTATE_SBE", 0x781f, Field(8), RENDER, ALLG),
     gfx("3DSTATE_PS", 0x7820, Field(8), RENDER, ALLG),
     gfx("3DSTATE_VIEWPORT_STATE_POINTERS_SF_CLIP", 0x7821, Field(8), RENDER, ALLG),
+    // Coarse pixel shading state pointer (ANV emits it at context init on gen12).
+    gfx("3DSTATE_CPS_POINTERS", 0x7822, Field(8), RENDER, FROM12),
     gfx("3DSTATE_VIEWPORT_STATE_POINTERS_CC", 0x7823, Field(8), RENDER, ALLG),
     gfx("3DSTATE_BLEND_STATE_POINTERS", 0x7824, Field(8), RENDER, ALLG),
     gfx("3DSTATE_BINDING_TABLE_POINTERS_VS", 0x7826, Field(8), RENDER, ALLG),
@@ -491,6 +493,8 @@ mod tests {
         assert_eq!(len(0x7b00_0005, tgl, RENDER), 7, "3DPRIMITIVE");
         assert_eq!(len(0x7b00_0105, tgl, RENDER), 7, "3DPRIMITIVE with predicate enable");
         assert_eq!(len(0x6101_0014, tgl, RENDER), 22, "gen12 STATE_BASE_ADDRESS");
+        assert_eq!(lookup(0x7822_0000, tgl, RENDER).name(), "3DSTATE_CPS_POINTERS");
+        assert_eq!(len(0x7822_0000, tgl, RENDER), 2, "3DSTATE_CPS_POINTERS");
         // 9-bit fields.
         assert_eq!(len(0x7847_01ff, tgl, RENDER), 0x201, "3DSTATE_BINDING_TABLE_EDIT_PS");
         assert_eq!(len(0x7917_0103, tgl, RENDER), 0x105, "3DSTATE_SO_DECL_LIST");

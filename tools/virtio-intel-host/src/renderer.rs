@@ -318,8 +318,9 @@ impl Renderer {
             r.stop.store(true, Ordering::Release);
         }
         crate::log::info(&format!(
-            "context {ctx_id} destroyed ({} guest protocol violation(s) so far)",
-            crate::log::violation_count()
+            "context {ctx_id} destroyed ({} guest protocol violation(s), {} unknown command(s) so far)",
+            crate::log::violation_count(),
+            self.dev.unknown_commands()
         ));
     }
 

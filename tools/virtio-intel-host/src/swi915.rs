@@ -136,6 +136,11 @@ impl Device {
         }
     }
 
+    /// Headers the command streamer did not know so far, over all contexts.
+    pub(crate) fn unknown_commands(&self) -> u64 {
+        self.unknown_cmds.load(Ordering::Relaxed)
+    }
+
     /// Graphics version × 10 (120 for TGL, 125 for 12.55), as the command tables use it.
     pub(crate) fn gen(&self) -> u16 {
         let (major, minor) = self.profile.graphics_ver;
