@@ -135,7 +135,7 @@ echo "  $(grep -h '^evictions' "$REPO_ROOT/build/vm/bench-evict/output.log" | tr
 
 # Stock Mesa on the driver: how long the guest's vulkaninfo --summary and eglinfo take
 # (3 runs each, median), and how many host round trips (control commands the host
-# answered, debugfs virtio_intel_commands) one run costs. The seed design's userspace
+# answered, debugfs virtio_intel_commands) one run costs; then vkmark's score. The seed design's userspace
 # (Mesa's virtio native-context driver) is not in Debian's Mesa, so there is no ratio.
 mesa_cmd='insmod /mnt/host/virtio_intel.ko || exit 1
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -147,7 +147,11 @@ for tool in vulkaninfo eglinfo; do
     rc=$?; t1=$(date +%s%N); b=$(cat "$c")
     echo "bench mesa $tool $(( (t1 - t0) / 1000000 )) $((b - a)) $rc"
   done
-done'
+done
+a=$(cat "$c"); t0=$(date +%s%N)
+vkmark --winsys headless 2>&1 | grep "vkmark Score"
+t1=$(date +%s%N); b=$(cat "$c")
+echo "bench mesa vkmark $(( (t1 - t0) / 1000000 )) $((b - a))"'
 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
     --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-mesa" --append kunit.enable=0 \
     --timeout 900 --cmd "$mesa_cmd" >/dev/null
@@ -160,3 +164,10 @@ for tool in vulkaninfo eglinfo; do
     printf '  %-11s %6d ms, %5d host round trips\n' "$tool" \
         "$(awk '{print $4}' <<<"$rows" | sort -n | sed -n 2p)" "$(awk '{print $5}' <<<"$rows" | sort -n | sed -n 2p)"
 done
+score=$(grep -h 'vkmark Score' "$mlog" | tr -d '\r' | grep -oE '[0-9]+$')
+vk=$(grep -h '^bench mesa vkmark ' "$mlog" | tr -d '\r')
+[[ -n $score && -n $vk ]] || die "vkmark printed no score (logs in build/vm/bench-mesa)"
+printf '  vkmark --winsys headless (13 default scenes): score %s, %d s, %d host round trips\n' \
+    "$score" "$(( $(awk '{print $4}' <<<"$vk") / 1000 ))" "$(awk '{print $5}' <<<"$vk")"
+echo "  (the seed design's userspace, Mesa's virtio native-context driver, is not in Debian's"
+echo "   Mesa, so it cannot run here for a ratio)"

@@ -5,13 +5,14 @@
 //! A driver of a device that is not itself a PCI function (a virtio device, say) can
 //! present it to userspace as one: [`Function::new`] creates a PCI root bus in an emulated
 //! 16-bit domain, as `pci-hyperv` does, whose only function has a configuration space the
-//! kernel serves from memory ([`ConfigSpace`]): the identity of a [`Header`], no BARs, no
+//! kernel serves from memory ([`EmulatedConfig`]): the identity of a [`Header`], no BARs, no
 //! capabilities, no interrupt pin. The PCI core then gives the function everything a PCI
 //! device has for userspace: its sysfs directory with `vendor`, `device`, `revision`,
 //! `class`, `subsystem_*` and `config`, a `uevent` with `PCI_SLOT_NAME`, and `lspci`.
 //!
 //! The function binds only to the PCI driver named [`Driver::NAME`] (its `driver_override`
-//! is set before the device is added), never to a driver its ids would match. That
+//! is set before any driver is matched to it, also when a PCI rescan adds it again after
+//! it was removed), never to a driver its ids would match. That
 //! driver's probe borrows, with [`payload`], what the creating binding lent the function
 //! for as long as the function is bound: removing the bus unbinds the function before the
 //! payload goes.
@@ -24,7 +25,7 @@
 //! [`arch/x86/include/asm/pci.h`](srctree/arch/x86/include/asm/pci.h).
 
 use crate::{
-    bindings,
+    bindings, container_of,
     device::{self, Bound},
     error::to_result,
     pci,
@@ -34,7 +35,7 @@ use crate::{
 use core::{any::TypeId, marker::PhantomData, mem::size_of, ptr::NonNull};
 
 /// The size in bytes of a conventional (not PCI Express) configuration space.
-pub const CONFIG_SIZE: u32 = 256;
+const CONFIG_SIZE: u32 = bindings::PCI_CFG_SPACE_SIZE;
 
 /// Dwords of the type 0 header; the rest of the configuration space reads as zero.
 const HEADER_DWORDS: usize = 16;
@@ -74,11 +75,11 @@ pub struct Header {
 /// so the function has no BARs. The status register reports no capability list.
 ///
 /// Accesses are 1, 2 or 4 bytes, naturally aligned, inside the 256 bytes.
-pub struct ConfigSpace {
+pub struct EmulatedConfig {
     dwords: [Atomic<u32>; HEADER_DWORDS],
 }
 
-impl ConfigSpace {
+impl EmulatedConfig {
     /// The configuration space of a function with identity `h`.
     ///
     /// # Errors
@@ -126,8 +127,8 @@ impl ConfigSpace {
     ///
     /// # Errors
     ///
-    /// `EINVAL` for a size other than 1, 2 or 4, an unaligned access, or an offset past
-    /// [`CONFIG_SIZE`].
+    /// `EINVAL` for a size other than 1, 2 or 4, an unaligned access, or an offset past the
+    /// 256 bytes.
     pub fn read(&self, offset: u32, size: u32) -> Result<u32> {
         let (i, mask) = Self::check(offset, size)?;
         let dword = self.dwords.get(i).map_or(0, |d| d.load(Relaxed));
@@ -138,7 +139,7 @@ impl ConfigSpace {
     ///
     /// # Errors
     ///
-    /// As [`ConfigSpace::read`].
+    /// As [`EmulatedConfig::read`].
     pub fn write(&self, offset: u32, size: u32, value: u32) -> Result {
         let (i, mask) = Self::check(offset, size)?;
         let Some(d) = self.dwords.get(i) else {
@@ -200,13 +201,60 @@ pub unsafe trait Driver: pci::Driver + 'static {
 #[repr(C)]
 struct BusData {
     sysdata: bindings::pci_sysdata,
-    config: ConfigSpace,
+    config: EmulatedConfig,
     devfn: u32,
     busn: bindings::resource,
     /// The [`Driver`] whose payload this is.
     owner: TypeId,
     /// A `D::Payload<'_>` for the `D` of `owner`, valid while the bus exists.
     payload: *const core::ffi::c_void,
+    /// `D::NAME`: every function added to the bus gets it as its `driver_override`.
+    name: &'static CStr,
+    /// Registered on the PCI bus type while the bus exists ([`BusData::device_added`]).
+    nb: bindings::notifier_block,
+}
+
+impl BusData {
+    /// PCI bus notifier: a function added to this bus (at creation, or by a later PCI
+    /// rescan after it was removed) gets the `driver_override` of the bus's driver before
+    /// any driver is matched to it, so no driver its ids match (i915, xe) ever binds it.
+    ///
+    /// # Safety
+    ///
+    /// Called by the driver core only, with `nb` the `nb` of a [`BusData`] and, for
+    /// `BUS_NOTIFY_ADD_DEVICE`, `data` a device on the PCI bus.
+    unsafe extern "C" fn device_added(
+        nb: *mut bindings::notifier_block,
+        action: c_ulong,
+        data: *mut core::ffi::c_void,
+    ) -> c_int {
+        // CAST: The event numbers are small.
+        if action != bindings::bus_notifier_event_BUS_NOTIFY_ADD_DEVICE as c_ulong {
+            return bindings::NOTIFY_DONE as c_int;
+        }
+        // SAFETY: By the safety requirements `nb` is in a `BusData`.
+        let d = unsafe { container_of!(nb, BusData, nb) };
+        // SAFETY: By the safety requirements `data` is a device on the PCI bus, so in a
+        // `struct pci_dev`.
+        let pdev =
+            unsafe { container_of!(data.cast::<bindings::device>(), bindings::pci_dev, dev) };
+        // SAFETY: `pdev` is a valid PCI device being added; its bus is valid.
+        if !core::ptr::eq(unsafe { (*(*pdev).bus).sysdata }.cast::<BusData>(), d) {
+            return bindings::NOTIFY_DONE as c_int;
+        }
+        // SAFETY: `d` is valid while its notifier is registered.
+        let name = unsafe { (*d).name }.to_bytes();
+        // SAFETY: `pdev` is valid and not yet matched to a driver. A failure (no memory)
+        // leaves the function without an override; the PCI core then matches it by id.
+        let _ = unsafe {
+            bindings::__device_set_driver_override(
+                &raw mut (*pdev).dev,
+                name.as_ptr().cast(),
+                name.len(),
+            )
+        };
+        bindings::NOTIFY_OK as c_int
+    }
 }
 
 /// The configuration accessors of every synthetic root bus.
@@ -304,7 +352,9 @@ pub struct Address {
 ///
 /// `bridge` is a host bridge this object holds a reference to, whose root bus `bus` was
 /// scanned and not yet removed, with private data a [`BusData`] whose `payload` points
-/// to `payload` and whose `owner` is `D`; `pdev` is the function, with a reference held.
+/// to `payload`, whose `owner` is `D` and whose notifier is registered on the PCI bus;
+/// `pdev` is the function as first added, with a reference held (after a sysfs `remove`
+/// it is no longer on the bus).
 pub struct Function<'a, D: Driver> {
     bridge: NonNull<bindings::pci_host_bridge>,
     bus: NonNull<bindings::pci_bus>,
@@ -349,7 +399,7 @@ impl<'a, D: Driver> Function<'a, D> {
         if at.device > 31 {
             return Err(EINVAL);
         }
-        let config = ConfigSpace::new(h)?;
+        let config = EmulatedConfig::new(h)?;
         let payload = KBox::pin_init(payload, GFP_KERNEL)?;
 
         // SAFETY: FFI call without preconditions.
@@ -399,7 +449,29 @@ impl<'a, D: Driver> Function<'a, D> {
                 },
                 owner: TypeId::of::<D>(),
                 payload: core::ptr::from_ref(payload.as_ref().get_ref()).cast(),
+                name: D::NAME,
+                nb: bindings::notifier_block {
+                    notifier_call: Some(BusData::device_added),
+                    ..core::mem::zeroed()
+                },
             })
+        };
+        // SAFETY: `data` lives as long as the bridge; the notifier is unregistered before
+        // the bridge is released (in `Drop`, or below on failure).
+        let r = to_result(unsafe {
+            bindings::bus_register_notifier(&raw const bindings::pci_bus_type, &raw mut (*data).nb)
+        });
+        if let Err(e) = r {
+            return Err(free(e));
+        }
+        let unregister = move || {
+            // SAFETY: Registered above.
+            unsafe {
+                bindings::bus_unregister_notifier(
+                    &raw const bindings::pci_bus_type,
+                    &raw mut (*data).nb,
+                )
+            };
         };
         // SAFETY: `b` is valid and private to this function; `data` lives as long as the
         // bridge, and so does the bus resource the window list points to.
@@ -414,9 +486,12 @@ impl<'a, D: Driver> Function<'a, D> {
         // Not under `pci_lock_rescan_remove()`, as `vmd` creates its bus: the parent's probe
         // may itself run under that lock (a PCI rescan adding the parent's transport), and
         // it is not recursive.
-        let (bus, pdev) = Self::scan_and_add(b, devfn).map_err(free)?;
+        let (bus, pdev) = Self::scan_and_add(b, devfn).map_err(|e| {
+            unregister();
+            free(e)
+        })?;
         // INVARIANT: The bus was scanned; `pdev` holds a reference; `data` points to the
-        // payload, which lives in `Self`.
+        // payload, which lives in `Self`, and its notifier is registered.
         Ok(Self {
             bridge,
             bus,
@@ -507,6 +582,18 @@ impl<D: Driver> Drop for Function<'_, D> {
         unsafe { bindings::pci_stop_root_bus(self.bus.as_ptr()) };
         // SAFETY: As above; the bus was stopped.
         unsafe { bindings::pci_remove_root_bus(self.bus.as_ptr()) };
+        // SAFETY: By the type invariant the bridge is valid, and its private data is a
+        // `BusData` whose notifier `new` registered.
+        unsafe {
+            let data = (*self.bridge.as_ptr())
+                .private
+                .as_mut_ptr()
+                .cast::<BusData>();
+            bindings::bus_unregister_notifier(
+                &raw const bindings::pci_bus_type,
+                &raw mut (*data).nb,
+            )
+        };
         // SAFETY: By the type invariant this object holds a reference to the function.
         unsafe { bindings::pci_dev_put(self.pdev.as_ptr()) };
         // SAFETY: By the type invariant this object holds a reference to the bridge; the
@@ -546,8 +633,8 @@ pub fn payload<'b, D: Driver>(
 mod tests {
     use super::*;
 
-    fn tgl() -> Result<ConfigSpace> {
-        ConfigSpace::new(&Header {
+    fn tgl() -> Result<EmulatedConfig> {
+        EmulatedConfig::new(&Header {
             vendor: 0x8086,
             device: 0x9a49,
             revision: 1,
@@ -586,7 +673,7 @@ mod tests {
         assert_eq!(c.read(0, 3), Err(EINVAL));
         assert_eq!(c.read(256, 1), Err(EINVAL));
         assert_eq!(c.write(0x103, 1, 0), Err(EINVAL));
-        assert!(ConfigSpace::new(&Header {
+        assert!(EmulatedConfig::new(&Header {
             vendor: 0,
             device: 0,
             revision: 0,

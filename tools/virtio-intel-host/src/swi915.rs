@@ -122,7 +122,13 @@ pub(crate) struct Device {
     unknown_cmds: AtomicU64,
     /// Whether the first of them has been logged.
     unknown_logged: AtomicBool,
+    /// The distinct unknown headers (dw0 bits 31:16) logged so far, at most
+    /// [`UNKNOWN_KINDS_LOGGED`].
+    unknown_kinds: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
+
+/// How many distinct unknown command headers the host log names.
+const UNKNOWN_KINDS_LOGGED: usize = 64;
 
 impl Device {
     pub(crate) fn new(profile: &'static Profile, hang_timeout: Duration) -> Device {
@@ -133,6 +139,7 @@ impl Device {
             hang_timeout,
             unknown_cmds: AtomicU64::new(0),
             unknown_logged: AtomicBool::new(false),
+            unknown_kinds: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -484,6 +491,13 @@ fn account_stats(dev: &Device, ctx: &CtxState, who: &str, stats: &cs::Stats) {
                     "{who}: unknown command 0x{dw0:08x} at 0x{at:x}, skipped by its type's length rule \
                      (first of the device; counted from now on)"
                 ));
+            }
+            // Each new kind of header once (the first unknown of a batch only).
+            let new = dev.unknown_kinds.lock().is_ok_and(|mut k| {
+                k.len() < UNKNOWN_KINDS_LOGGED && k.insert(dw0 >> 16)
+            });
+            if new {
+                crate::log::debug(&format!("{who}: unknown command header 0x{:04x}xxxx", dw0 >> 16));
             }
         }
     }
