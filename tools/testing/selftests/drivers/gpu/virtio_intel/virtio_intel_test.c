@@ -139,20 +139,39 @@ static void bound_device(char *dev, size_t n)
 	closedir(d);
 }
 
+/* Writes `val` to sysfs file `path`: 0 or -errno. */
+static int write_sysfs(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* The real path of DRM node `node`'s device (/sys/dev/char/M:m/device) in `out` (PATH_MAX
+ * bytes): 0 or -1. */
+static int node_device(const char *node, char *out)
+{
+	char path[64];
+	struct stat st;
+
+	if (stat(node, &st))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
+	return realpath(path, out) ? 0 : -1;
+}
+
 static int driver_attr(const char *attr, const char *dev)
 {
 	char path[256];
-	int fd, ok;
 
 	snprintf(path, sizeof(path), "/sys/bus/virtio/drivers/virtio_intel/%s", attr);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ok = write(fd, dev, strlen(dev)) == (ssize_t)strlen(dev);
-	close(fd);
-	return ok ? 0 : -errno;
+	return write_sysfs(path, dev);
 }
-
 /* GEM_CREATE: the handle, or -errno; *size is updated as the kernel writes it back. */
 static int gem_create(int fd, uint64_t *size, uint32_t *handle)
 {
@@ -1069,17 +1088,14 @@ static int read_sysfs(const char *dir, const char *name, char *out, size_t n)
  */
 TEST(pci_identity)
 {
-	char render[512], card[512], link[512], v[256], slot[64], path[600];
+	char render[PATH_MAX], card[512], link[PATH_MAX], v[256], slot[64], path[PATH_MAX + 32];
 	unsigned int dom, bus, dev, fn;
-	struct stat st;
 	unsigned char cfg[64];
 	int fd, devid = 0, rev = -1;
 	DIR *d;
 	struct dirent *e;
 
-	ASSERT_EQ(0, stat(render_node(), &st));
-	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
-	ASSERT_NE(NULL, realpath(path, render));
+	ASSERT_EQ(0, node_device(render_node(), render));
 	/* The primary node of the same DRM device. */
 	card[0] = 0;
 	snprintf(path, sizeof(path), "%s/drm", render);
@@ -1090,9 +1106,7 @@ TEST(pci_identity)
 			snprintf(card, sizeof(card), "/dev/dri/%s", e->d_name);
 	closedir(d);
 	ASSERT_NE(0, card[0]);
-	ASSERT_EQ(0, stat(card, &st));
-	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
-	ASSERT_NE(NULL, realpath(path, link));
+	ASSERT_EQ(0, node_device(card, link));
 	EXPECT_STREQ(render, link);
 
 	snprintf(path, sizeof(path), "%s/subsystem", render);
@@ -1145,19 +1159,6 @@ TEST(pci_identity)
 	EXPECT_NE(0, access(path, F_OK)) TH_LOG("the function has no BARs");
 }
 
-/* Writes `val` to sysfs file `path`: 0 or -errno. */
-static int write_sysfs(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /*
  * Removing only the PCI function (its sysfs "remove") unregisters the DRM device: an open file
  * gets -ENODEV. A rescan finds the function again, with its driver_override (so i915 or xe
@@ -1167,15 +1168,12 @@ static int write_sysfs(const char *path, const char *val)
  */
 TEST(pci_function_remove_and_rescan)
 {
-	char pci[512], path[600], dev[64], slot[64];
-	struct stat st;
+	char pci[PATH_MAX], path[PATH_MAX + 32], dev[64], slot[64];
 	int fd, v = 0;
 
 	bound_device(dev, sizeof(dev));
 	ASSERT_NE(0, dev[0]);
-	ASSERT_EQ(0, stat(render_node(), &st));
-	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
-	ASSERT_NE(NULL, realpath(path, pci));
+	ASSERT_EQ(0, node_device(render_node(), pci));
 	snprintf(slot, sizeof(slot), "%s", strrchr(pci, '/') + 1);
 
 	fd = open(render_node(), O_RDWR | O_CLOEXEC);
