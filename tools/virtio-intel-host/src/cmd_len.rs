@@ -285,6 +285,11 @@ pub(crate) static TABLE: &[Cmd] = &[
     gfx("3DSTATE_RS_CONSTANT_POINTER", 0x7854, Field(8), RENDER, ALLG),
     gfx("3DSTATE_VF_COMPONENT_PACKING", 0x7855, Field(8), RENDER, ALLG),
     gfx("3DSTATE_VF_SGVS_2", 0x7856, Field(8), RENDER, FROM11),
+    // Gen12's per-slice URB allocation (ANV's URB setup on TGL; iris uses 3DSTATE_URB_*).
+    gfx("3DSTATE_URB_ALLOC_VS", 0x7858, Field(8), RENDER, FROM12),
+    gfx("3DSTATE_URB_ALLOC_HS", 0x7859, Field(8), RENDER, FROM12),
+    gfx("3DSTATE_URB_ALLOC_DS", 0x785a, Field(8), RENDER, FROM12),
+    gfx("3DSTATE_URB_ALLOC_GS", 0x785b, Field(8), RENDER, FROM12),
     gfx("3DSTATE_SO_BUFFER_INDEX_0", 0x7860, Field(8), RENDER, FROM12),
     gfx("3DSTATE_SO_BUFFER_INDEX_1", 0x7861, Field(8), RENDER, FROM12),
     gfx("3DSTATE_SO_BUFFER_INDEX_2", 0x7862, Field(8), RENDER, FROM12),
@@ -495,6 +500,17 @@ mod tests {
         assert_eq!(len(0x6101_0014, tgl, RENDER), 22, "gen12 STATE_BASE_ADDRESS");
         assert_eq!(lookup(0x7822_0000, tgl, RENDER).name(), "3DSTATE_CPS_POINTERS");
         assert_eq!(len(0x7822_0000, tgl, RENDER), 2, "3DSTATE_CPS_POINTERS");
+        // ANV's gen12 URB setup: three dwords each, not on gen11.
+        for (dw0, name) in [
+            (0x7858_0001, "3DSTATE_URB_ALLOC_VS"),
+            (0x7859_0001, "3DSTATE_URB_ALLOC_HS"),
+            (0x785a_0001, "3DSTATE_URB_ALLOC_DS"),
+            (0x785b_0001, "3DSTATE_URB_ALLOC_GS"),
+        ] {
+            assert_eq!(lookup(dw0, tgl, RENDER).name(), name);
+            assert_eq!(len(dw0, tgl, RENDER), 3, "{name}");
+            assert!(matches!(lookup(dw0, 110, RENDER), Lookup::Unknown(_)), "{name} on gen11");
+        }
         // 9-bit fields.
         assert_eq!(len(0x7847_01ff, tgl, RENDER), 0x201, "3DSTATE_BINDING_TABLE_EDIT_PS");
         assert_eq!(len(0x7917_0103, tgl, RENDER), 0x105, "3DSTATE_SO_DECL_LIST");
