@@ -82,6 +82,8 @@ fn area_base() -> u64 {
 /// Process-wide ccmd counter for fault injection.
 static CCMD_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static RSP_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Well-formed `GEM_EXECBUFFER2`s so far (for `VIRTIO_INTEL_HOST_FAIL_EXEC`).
+static EXEC_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type CcmdResult = Result<(), i32>;
 
@@ -634,6 +636,12 @@ impl NativeCtx {
             objects,
             have_in_fence: false,
         };
+        let k = EXEC_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if crate::config::get().fail_exec == Some(k) {
+            crate::log::info(&format!("fault injection: execbuffer #{k} refused (ENOSPC)"));
+            self.fill(&ExecbufRsp { ret: libc::ENOSPC });
+            return Ok(());
+        }
         let ret = match self.file.execbuffer(&args) {
             Ok(fence) => {
                 if let Some(t) = self.timelines.get_mut(&ring) {

@@ -11,6 +11,7 @@
 //! | `VIRTIO_INTEL_HOST_DROP_RSP` | fault: the N-th response is not written (seqno still advances) | none |
 //! | `VIRTIO_INTEL_HOST_FAIL_BLOB` | fault: the N-th `RESOURCE_CREATE_BLOB` of a GEM object fails (`-EINVAL`, the pending object is dropped) | none |
 //! | `VIRTIO_INTEL_HOST_FAIL_MAP` | fault: the N-th `RESOURCE_MAP_BLOB` of a GEM object fails (`-ENOMEM`) | none |
+//! | `VIRTIO_INTEL_HOST_FAIL_EXEC` | fault: the N-th `GEM_EXECBUFFER2` (of valid form) fails in the host's i915 (`-ENOSPC`), as a host out of address space would | none |
 //! | `VIRTIO_INTEL_HOST_FENCE_DELAY_MS` | fault: every ring fence is reported this much later | 0 |
 //! | `VIRTIO_INTEL_HOST_FENCE_NEVER` | fault: ring fences are never reported | off |
 
@@ -28,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) drop_rsp: Option<u64>,
     pub(crate) fail_blob: Option<u64>,
     pub(crate) fail_map: Option<u64>,
+    pub(crate) fail_exec: Option<u64>,
     pub(crate) fence_delay: Duration,
     pub(crate) fence_never: bool,
 }
@@ -43,6 +45,7 @@ impl Default for Config {
             drop_rsp: None,
             fail_blob: None,
             fail_map: None,
+            fail_exec: None,
             fence_delay: Duration::ZERO,
             fence_never: false,
         }
@@ -82,6 +85,7 @@ impl Config {
                 "VIRTIO_INTEL_HOST_DROP_RSP" => c.drop_rsp = num(&mut warnings).filter(|n| *n > 0),
                 "VIRTIO_INTEL_HOST_FAIL_BLOB" => c.fail_blob = num(&mut warnings).filter(|n| *n > 0),
                 "VIRTIO_INTEL_HOST_FAIL_MAP" => c.fail_map = num(&mut warnings).filter(|n| *n > 0),
+                "VIRTIO_INTEL_HOST_FAIL_EXEC" => c.fail_exec = num(&mut warnings).filter(|n| *n > 0),
                 "VIRTIO_INTEL_HOST_FENCE_DELAY_MS" => {
                     if let Some(n) = num(&mut warnings) {
                         c.fence_delay = Duration::from_millis(n);
@@ -118,12 +122,14 @@ mod tests {
             ("VIRTIO_INTEL_HOST_STRICT".into(), "1".into()),
             ("VIRTIO_INTEL_HOST_HANG_MS".into(), "250".into()),
             ("VIRTIO_INTEL_HOST_FAIL_CCMD".into(), "3".into()),
+            ("VIRTIO_INTEL_HOST_FAIL_EXEC".into(), "2".into()),
             ("VIRTIO_INTEL_HOST_FENCE_NEVER".into(), "0".into()),
         ]);
         assert!(w.is_empty());
         assert!(c.strict);
         assert_eq!(c.hang_timeout, Duration::from_millis(250));
         assert_eq!(c.fail_ccmd, Some(3));
+        assert_eq!(c.fail_exec, Some(2));
         assert!(!c.fence_never);
     }
 

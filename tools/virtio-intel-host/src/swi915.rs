@@ -283,7 +283,7 @@ impl Vm {
     }
 
     /// Binds `obj` at `start`, evicting other objects in the range unless they are in
-    /// `keep` (objects of the same execbuffer), which is a conflict.
+    /// `keep` (objects the same execbuffer bound already), which is a conflict.
     fn bind_at(&self, obj: &Arc<Object>, start: u64, keep: &[Arc<Object>]) -> IoResult<()> {
         let end = start.checked_add(obj.size).ok_or(libc::EINVAL)?;
         if end > VM_TOTAL {
@@ -1074,15 +1074,19 @@ impl File {
             return Err(libc::EINVAL);
         }
 
-        // Bind: softpinned objects where asked, others where they are or in a hole.
-        for ((e, _), o) in a.objects.iter().zip(&objs) {
+        // Bind: softpinned objects where asked, others where they are or in a hole. As in
+        // i915's `eb_reserve()`, an object bound earlier in this execbuffer is a conflict
+        // (`EINVAL`); any other binding in the way, even of an object listed later, is
+        // evicted (that object then binds at its own place in turn).
+        for (i, ((e, _), o)) in a.objects.iter().zip(&objs).enumerate() {
+            let placed = &objs[..i];
             let limit = if e.flags & EXEC_OBJECT_SUPPORTS_48B != 0 { VM_TOTAL } else { 1 << 32 };
             if e.flags & EXEC_OBJECT_PINNED != 0 {
                 let at = noncanonical(e.offset);
                 if at.checked_add(o.size).is_none_or(|end| end > limit) {
                     return Err(libc::EINVAL);
                 }
-                vm.bind_at(o, at, &objs)?;
+                vm.bind_at(o, at, placed)?;
             } else if vm.address_of(o).is_none_or(|s| s + o.size > limit || (e.alignment > 1 && s % e.alignment != 0)) {
                 // As i915's first try in `eb_pin_vma()`: the offset userspace presumes, when
                 // that range is free; else a hole.
@@ -1092,7 +1096,7 @@ impl File {
                 } else {
                     vm.find_hole(o.size, e.alignment, limit).ok_or(libc::ENOSPC)?
                 };
-                vm.bind_at(o, at, &objs)?;
+                vm.bind_at(o, at, placed)?;
             }
         }
 
@@ -1343,6 +1347,25 @@ mod tests {
         assert_eq!(exec(&mut f, 0, 0, dup).err(), Some(libc::EINVAL));
         assert_eq!(exec(&mut f, 0, 0, vec![(pinned(b, 0x10_0000, true), vec![])]).err(), Some(libc::EINVAL));
         assert_eq!(exec(&mut f, 0, 0, ok()).map(|x| x.wait()), Ok(0));
+    }
+
+    /// IGT's gem_softpin@safe-alignment: two objects trade places in the next execbuffer.
+    /// i915 evicts what is in the way unless this execbuffer bound it already.
+    #[test]
+    fn softpinned_objects_trade_places() {
+        let mut f = file();
+        let a = f.gem_create(4096).expect("create");
+        let b = f.gem_create(4096).expect("create");
+        write_batch(&f, b, &[END]);
+        write_batch(&f, a, &[END]);
+        let at = |h, va| (pinned(h, va, false), vec![]);
+        assert_eq!(exec(&mut f, 0, 0, vec![at(a, 0), at(b, 0x1000)]).map(|x| x.wait()), Ok(0));
+        assert_eq!(exec(&mut f, 0, 0, vec![at(b, 0), at(a, 0x1000)]).map(|x| x.wait()), Ok(0));
+        let c = f.ctx(0).expect("ctx");
+        assert_eq!(c.vm.address_of(&f.object(b).expect("o")), Some(0));
+        assert_eq!(c.vm.address_of(&f.object(a).expect("o")), Some(0x1000));
+        // Two objects of one execbuffer on one range are a conflict.
+        assert_eq!(exec(&mut f, 0, 0, vec![at(a, 0x2000), at(b, 0x2000)]).err(), Some(libc::EINVAL));
     }
 
     #[test]
