@@ -10,7 +10,10 @@
  *  - "exec": n EXECBUFFER2 of an empty batch (MI_BATCH_BUFFER_END) on the render engine,
  *    each waited for with GEM_WAIT: the time of the submit ioctl ("exec-submit") and until
  *    the wait returns ("exec-done", the host fence reaching the guest waiter), then n
- *    GEM_WAITs on the idle object ("wait-idle");
+ *    GEM_WAITs on the idle object ("wait-idle"). The batch is softpinned, as Mesa does,
+ *    which virtio_intel sends without waiting for the host's answer;
+ *  - "exec-waited": the same with the batch not softpinned, which virtio_intel sends
+ *    waiting for the host's answer ("exec-submit-waited", "exec-done-waited");
  *  - "chain": n EXECBUFFER2 of empty batches that all write one object (each depends on the
  *    one before), waited for once at the end: submissions per second;
  *  - "fence-chain": n EXECBUFFER2_WR of empty batches alternating between the render and
@@ -18,7 +21,7 @@
  *    dependency the guest resolves), waited for once at the end: submissions per second.
  * Used by tools/vm/bench.sh for virtio_intel.ko.
  * usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | bo_bench exec <n> |
- *        bo_bench chain <n> | bo_bench fence-chain <n>
+ *        bo_bench exec-waited <n> | bo_bench chain <n> | bo_bench fence-chain <n>
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,12 +88,15 @@ static uint32_t empty_batch(int fd)
 	return c.handle;
 }
 
+/* EXEC_OBJECT_PINNED, or 0 for "exec-waited". */
+static uint64_t pinned = EXEC_OBJECT_PINNED;
+
 /* One execbuffer of `batch` (softpinned), with `target` written when non-zero. */
 static int exec(int fd, uint32_t batch, uint32_t target)
 {
 	struct drm_i915_gem_exec_object2 obj[2] = {
-		{ .handle = target, .offset = 0x400000, .flags = EXEC_OBJECT_PINNED | EXEC_OBJECT_WRITE },
-		{ .handle = batch, .offset = 0x200000, .flags = EXEC_OBJECT_PINNED },
+		{ .handle = target, .offset = 0x400000, .flags = pinned | EXEC_OBJECT_WRITE },
+		{ .handle = batch, .offset = 0x200000, .flags = pinned },
 	};
 	struct drm_i915_gem_execbuffer2 eb = {
 		.buffers_ptr = (uintptr_t)(target ? obj : obj + 1),
@@ -224,7 +230,9 @@ int main(int argc, char **argv)
 		close(prev);
 		return 0;
 	}
-	if (!strcmp(argv[1], "exec") || !strcmp(argv[1], "chain")) {
+	if (!strcmp(argv[1], "exec") || !strcmp(argv[1], "exec-waited") ||
+	    !strcmp(argv[1], "chain")) {
+		int waited = !strcmp(argv[1], "exec-waited");
 		int n = atoi(argv[2]);
 		uint32_t batch = empty_batch(fd), target = empty_batch(fd);
 		double *done = calloc(n, sizeof(*done)), t0;
@@ -232,6 +240,8 @@ int main(int argc, char **argv)
 		us = calloc(n, sizeof(*us));
 		if (!us || !done || !batch || !target || n < 1)
 			return 1;
+		if (waited)
+			pinned = 0;
 		if (!strcmp(argv[1], "chain")) {
 			t0 = bench_now_us();
 			for (int i = 0; i < n; i++) {
@@ -262,6 +272,11 @@ int main(int argc, char **argv)
 			}
 			done[i] = bench_now_us() - t;
 		}
+		if (waited) {
+			report("exec-submit-waited", us, n);
+			report("exec-done-waited", done, n);
+			return 0;
+		}
 		report("exec-submit", us, n);
 		report("exec-done", done, n);
 		for (int i = 0; i < n; i++) {
@@ -275,6 +290,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: bo_bench bo <n> | bo_bench evict <window MiB> <laps> | "
-		"bo_bench exec <n> | bo_bench chain <n>\n");
+		"bo_bench exec <n> | bo_bench exec-waited <n> | bo_bench chain <n> | "
+		"bo_bench fence-chain <n>\n");
 	return 2;
 }

@@ -103,6 +103,18 @@ for fault in create:VIRTIO_INTEL_HOST_FAIL_CCMD blob:VIRTIO_INTEL_HOST_FAIL_BLOB
     fi
 done
 
+# The host refusing an execbuffer the guest validated and sent without waiting: its
+# out-fence fails with the host's errno.
+frc=0
+short_boot exec-refused 120 \
+    "insmod /mnt/host/virtio_intel.ko && VIRTIO_INTEL_FAULT=exec /mnt/host/virtio_intel_test -t exec_host_refuses && rmmod virtio_intel" \
+    VIRTIO_INTEL_HOST_FAIL_EXEC=1 || frc=$?
+if [[ $frc == 0 ]] && grep -qE '^ok 1 global.exec_host_refuses[[:space:]]*$' "$REPO_ROOT/build/vm/$tag-exec-refused/output.log"; then
+    fault_pass=$((fault_pass + 1)); echo "=== $tag: host refuses an unwaited execbuffer: ok"
+else
+    fault_fail=$((fault_fail + 1)); echo "=== $tag: host refuses an unwaited execbuffer: FAILED (rc=$frc)"; cat "$out/exec-refused.log"
+fi
+
 # The fence event path: the module with fenced_ccmds=1, where every synchronous ccmd waits
 # for a DMA fence signalled from the fence workqueue. The node fixture (which checks the
 # fence counters), the interruption tests and unbinding under load, one short boot.

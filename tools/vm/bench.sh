@@ -51,7 +51,7 @@ for r in $(seq 1 "$rounds"); do
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \
         --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-kernel-$r" --append kunit.enable=0 \
         --cmd "insmod /mnt/host/virtio_intel.ko && /mnt/host/getparam_bench $n &&
-               /mnt/host/bo_bench bo $nb && /mnt/host/bo_bench exec $nb &&
+               /mnt/host/bo_bench bo $nb && /mnt/host/bo_bench exec $nb && /mnt/host/bo_bench exec-waited $nb &&
                /mnt/host/bo_bench chain $n && /mnt/host/bo_bench fence-chain $n && rmmod virtio_intel &&
                insmod /mnt/host/virtio_intel.ko fenced_ccmds=1 && echo '=== fenced_ccmds=1' &&
                /mnt/host/getparam_bench $n" >/dev/null
@@ -107,14 +107,21 @@ es_v=$(ev_line "$vlog" exec-submit-vdrm) es_k=$(ev_line "$klog" exec-submit)
 ed_v=$(ev_line "$vlog" exec-done-vdrm) ed_k=$(ev_line "$klog" exec-done)
 [[ -n $es_v && -n $es_k && -n $ed_v && -n $ed_k ]] ||
     die "the execbuffer benchmark printed nothing (logs in build/vm/bench-*-1)"
+ew_k=$(ev_line "$klog" exec-submit-waited) edw_k=$(ev_line "$klog" exec-done-waited)
+[[ -n $ew_k && -n $edw_k ]] || die "the waited execbuffer benchmark printed nothing (logs in build/vm/bench-*-1)"
+ratio() { awk -v a="$(awk '{print $2}' <<<"$1")" -v b="$(awk '{print $2}' <<<"$2")" \
+    'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'; }
 echo "  submit, seed design (fenced SUBMIT_3D, no wait):       $es_v"
-echo "  submit, virtio_intel.ko (ccmd answered, then fence):  $es_k"
-awk -v a="$(awk '{print $2}' <<<"$es_v")" -v b="$(awk '{print $2}' <<<"$es_k")" \
-    'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+echo "  submit, virtio_intel.ko, softpinned (unwaited):       $es_k"
+ratio "$es_v" "$es_k"
+echo "  submit, virtio_intel.ko, not softpinned (ccmd answered, then fence):"
+echo "                                                        $ew_k"
+ratio "$es_v" "$ew_k"
 echo "  until the waiter wakes, seed design (fence fd poll):  $ed_v"
 echo "  until the waiter wakes, virtio_intel.ko (GEM_WAIT):   $ed_k"
-awk -v a="$(awk '{print $2}' <<<"$ed_v")" -v b="$(awk '{print $2}' <<<"$ed_k")" \
-    'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'
+ratio "$ed_v" "$ed_k"
+echo "  until the waiter wakes, not softpinned:               $edw_k"
+ratio "$ed_v" "$edw_k"
 echo "  GEM_WAIT on an idle object:                           $(ev_line "$klog" wait-idle)"
 echo "  dependency chain (one object written by every batch): $(grep -h '^bench exec-chain:' "$klog" | tr -d '\r' | sed 's/^bench exec-chain: //')"
 echo "  fence chain (each batch's in-fence the previous out-fence, render and copy in turn):"

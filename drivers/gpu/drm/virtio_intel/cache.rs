@@ -48,6 +48,9 @@ pub(crate) struct CachedItem {
 pub(crate) struct AnswerCache {
     params: [SetOnce<HostResult<i32>>; PARAM_SLOTS],
     queries: [SetOnce<CachedItem>; QUERY_SLOTS],
+    /// The size in bytes of a GEM context's address space (`I915_CONTEXT_PARAM_GTT_SIZE`):
+    /// every VM of the device has the same.
+    gtt_size: SetOnce<u64>,
 }
 
 impl AnswerCache {
@@ -56,12 +59,18 @@ impl AnswerCache {
         Self {
             params: [const { SetOnce::new() }; PARAM_SLOTS],
             queries: [const { SetOnce::new() }; QUERY_SLOTS],
+            gtt_size: SetOnce::new(),
         }
     }
 
     /// The slot of GETPARAM `param`, if it is in range.
     pub(crate) fn param(&self, param: i32) -> Option<&SetOnce<HostResult<i32>>> {
         self.params.get(usize::try_from(param).ok()?)
+    }
+
+    /// The size of the device's GEM address spaces, once known.
+    pub(crate) fn gtt_size(&self) -> &SetOnce<u64> {
+        &self.gtt_size
     }
 
     /// The slot of query `id` with `flags == 0`, if it is in range.

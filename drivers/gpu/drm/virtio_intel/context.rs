@@ -275,9 +275,10 @@ struct Calls {
 /// a batch that ran at least a second, the timeline's work asks the host for its GEM
 /// context's reset statistics (`GET_RESET_STATS`); if the count of guilty batches grew
 /// since the last look, the batch's fence fails with `EIO`, as i915 fails a request it
-/// reset. The count is per context, so a hang is put on the first long batch of that
-/// context that retires after it. Held by the context's execbuffer timelines until it is
-/// torn down.
+/// reset, and the device sends the `ERROR=1` uevent of a hang. The count is per context, so
+/// a hang is put on the first long batch of that context that retires after it. Held by the
+/// context's execbuffer timelines until it is torn down; it also reads the answers of the
+/// execbuffers sent unwaited ([`ResetCheck::batch_answer`]).
 pub(crate) struct ResetCheck {
     host: Arc<HostContext>,
     dev: ARef<IoctlDevice>,
@@ -295,7 +296,7 @@ impl ResetCheck {
         let Some(guard) = self.dev.registration_guard() else {
             return false;
         };
-        guard.registration_data_with(|bound| {
+        let reset = guard.registration_data_with(|bound| {
             let arg = ResetStats::query(gem_ctx);
             let stats = match self.host.call(
                 bound,
@@ -321,7 +322,58 @@ impl ResetCheck {
                     active > 0
                 }
             }
-        })
+        });
+        if reset {
+            // The hang, then its recovery (the host's i915 already reset the engine), on the
+            // primary node as i915 sends them (`intel_gt_reset_global()`): IGT's hang
+            // detector fails a test on `ERROR=1`. Best effort: an event that cannot be sent
+            // leaves the fence's error as the report.
+            for env in [c"ERROR=1", c"ERROR=0"] {
+                if let Err(e) = guard.uevent_change(&[env]) {
+                    pr_debug!("virtio_intel: hang uevent not sent: {:?}\n", e);
+                }
+            }
+        }
+        reset
+    }
+
+    /// The host's answer to an execbuffer sent with its fence (see
+    /// [`HostContext::execbuffer`]), in response slot `slot`, read if `read`; then frees the
+    /// slot. The host is done with the slot: it ran the ccmd before it retired the fence,
+    /// and a command never queued was never seen. `None` for an accepted batch (or when the
+    /// device is gone, and its response area with it), else the host i915's errno, `EIO`
+    /// for a ccmd the host did not run.
+    pub(crate) fn batch_answer(&self, slot: u64, read: bool) -> Option<Error> {
+        let answer = if read {
+            self.dev.registration_guard().and_then(|guard| {
+                guard.registration_data_with(|bound| {
+                    let shm = bound.pages.get(self.host.ctx_id)?;
+                    let at = (RSP_MEM_OFFSET as usize)
+                        .checked_add(usize::try_from(slot).ok()?)?
+                        .checked_add(GemExecbuffer2::RET_AT)?;
+                    shm.read_u32(at).ok()
+                })
+            })
+        } else {
+            None
+        };
+        self.host.free_slot(slot);
+        let e = match u32::from_le(answer?) {
+            0 => return None,
+            RET_SENTINEL => EIO,
+            errno => crate::file::host_errno(errno),
+        };
+        self.host
+            .shared
+            .stats
+            .exec_refused
+            .fetch_add(1, Ordering::Relaxed);
+        kernel::pr_warn_once!(
+            "virtio_intel: ctx {}: the host refused an execbuffer the guest had validated ({:?}); earlier fences of its ring may have signalled early\n",
+            self.host.ctx_id,
+            e
+        );
+        Some(e)
     }
 }
 
@@ -487,6 +539,15 @@ impl HostContext {
         }
     }
 
+    /// Whether a batch of GEM context `gem_ctx` was seen reset (see [`ResetCheck`]).
+    pub(crate) fn was_reset(&self, gem_ctx: u32) -> bool {
+        self.calls
+            .resets_seen
+            .lock()
+            .iter()
+            .any(|&(c, n)| c == gem_ctx && n > 0)
+    }
+
     /// The context's generation: unique for the life of the device, unlike its id.
     pub(crate) fn gen(&self) -> u64 {
         self.gen
@@ -502,17 +563,23 @@ impl HostContext {
     /// execbuffer that waited for its dependencies) signals with it; if the batch does not
     /// run, with the error returned.
     ///
-    /// The ccmd goes first, unfenced, and its answer is waited for (without interruption:
-    /// the batch must not run twice); only an execbuffer the host accepted is followed by a
-    /// fenced SUBMIT_3D on the ring, which the host retires when that batch completed. A
-    /// fence on a ring whose last execbuffer failed would retire at once, and with it every
-    /// earlier fence of the ring still running. The rings' lock is held from the ccmd to the
-    /// fence, so no other execbuffer of this context comes between them.
+    /// A fence on a ring whose last execbuffer failed would retire at once, and with it
+    /// every earlier fence of the ring still running. So, unless `unwaited`, the ccmd goes
+    /// first, unfenced, and its answer is waited for (without interruption: the batch must
+    /// not run twice); only an execbuffer the host accepted is followed by a fenced
+    /// SUBMIT_3D on the ring, which the host retires when that batch completed: two commands
+    /// and a round trip. With `unwaited` (the caller checked everything the host's i915
+    /// checks, see [`crate::execbuf`]), the ccmd travels in the fenced SUBMIT_3D itself and
+    /// nothing is waited for, as Mesa's userspace driver submits; the host's answer, in a
+    /// response slot held until the fence retires, is read before the fence signals, and a
+    /// refusal all the same fails the fence with the host's errno. The rings' lock is held
+    /// from the ccmd to the fence, so no other execbuffer of this context comes between them.
     ///
     /// # Errors
     ///
     /// The host i915's errno, `EINVAL` for a ring above [`MAX_RING`], `ENOMEM`, and the
     /// transport's errors: `ERESTARTSYS` only while nothing was queued.
+    #[expect(clippy::too_many_arguments)]
     pub(crate) fn execbuffer(
         self: &Arc<Self>,
         dev: &IoctlDevice,
@@ -521,6 +588,7 @@ impl HostContext {
         ring: u8,
         class: u16,
         also: Option<SignalFence>,
+        unwaited: bool,
     ) -> Result<Fence> {
         if ring == 0 || ring > MAX_RING {
             if let Some(also) = also {
@@ -555,6 +623,10 @@ impl HostContext {
             }
         }
         let gem_ctx = u32::try_from(c.ctx_id).ok();
+        // The answer of an unwaited execbuffer is read by the timeline's check.
+        if unwaited && timeline.has_reset_check() {
+            return self.execbuffer_unwaited(ex, &timeline, bound, c, (id, ring), also);
+        }
         let (fence, event) = timeline.emit_for(id, gem_ctx, also)?;
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
@@ -595,6 +667,75 @@ impl HostContext {
                 Err(EIO)
             }
         }
+    }
+
+    /// The unwaited path of [`Self::execbuffer`]: `c` in a SUBMIT_3D fenced with `id` on
+    /// `ring`, its answer in a slot the timeline frees; `ex` (the rings' lock) is held.
+    fn execbuffer_unwaited(
+        &self,
+        mut ex: kernel::sync::MutexGuard<'_, ExecRings>,
+        timeline: &Arc<Timeline>,
+        bound: &Bound<'_>,
+        c: &GemExecbuffer2,
+        (id, ring): (u64, u8),
+        also: Option<SignalFence>,
+    ) -> Result<Fence> {
+        let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
+        let size = c.response_size();
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
+        let rsp_off = match u32::try_from(area_off) {
+            Ok(o) => o,
+            Err(_) => {
+                self.free_slot(area_off);
+                return Err(EINVAL);
+            }
+        };
+        // The slot's capacity and a `ret` the host never writes, as for a waited ccmd.
+        let slot = RSP_MEM_OFFSET as usize + rsp_off as usize;
+        let mut head = [0u8; 12];
+        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+        head[GemExecbuffer2::RET_AT..GemExecbuffer2::RET_AT + 4]
+            .copy_from_slice(&RET_SENTINEL.to_le_bytes());
+        if let Err(e) = shm.write(slot, &head) {
+            self.free_slot(area_off);
+            return Err(e);
+        }
+        let gem_ctx = u32::try_from(c.ctx_id).ok();
+        // From here the timeline owns the slot: it frees it when the fence signals, also if
+        // the command is never queued (the event is then dropped).
+        let (fence, event) = match timeline.emit_exec(id, gem_ctx, also, Some(area_off)) {
+            Ok(fe) => fe,
+            Err(e) => {
+                self.free_slot(area_off);
+                return Err(e);
+            }
+        };
+        ex.fence[ring as usize] = id;
+        let mut event = Some(event);
+        let sent = {
+            let mut s = self.calls.submit.lock();
+            let seqno = s.seqno.wrapping_add(1);
+            ccmd::encode(c, seqno, rsp_off).and_then(|bytes| {
+                let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
+                let submit = Submit3d::fenced(self.ctx_id, len, id, ring);
+                // Nothing is queued until this succeeds: a signal may stop the wait for room.
+                bound
+                    .queue
+                    .send(&submit, bytes, &mut event, Wait::Interruptible, &mut left)?;
+                s.seqno = seqno;
+                self.shared
+                    .stats
+                    .exec_unwaited
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        };
+        drop(ex);
+        // Not queued: the event fails the fence (ECANCELED) and frees the slot, outside the
+        // locks.
+        drop(event);
+        sent.map(|()| fence)
     }
 
     /// Fails `fence`, of a batch for host ring `ring` (engine class `class`) that will never

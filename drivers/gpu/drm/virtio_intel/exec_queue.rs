@@ -95,6 +95,9 @@ pub(crate) struct Submission {
     pub(crate) host: Arc<HostContext>,
     /// The device, to reach it from the work.
     pub(crate) dev: ARef<IoctlDevice>,
+    /// The guest checked what the host's i915 would refuse: the ccmd goes with its fence,
+    /// unwaited (see [`HostContext::execbuffer`]).
+    pub(crate) unwaited: bool,
 }
 
 /// The dependencies of one waiting execbuffer still unsignalled, counted down by their
@@ -189,10 +192,15 @@ impl Job {
         };
         guard.registration_data_with(|bound| {
             // On error the fence signals with it.
-            if let Err(e) =
-                sub.host
-                    .execbuffer(&sub.dev, bound, &sub.cmd, sub.ring, sub.class, Some(fence))
-            {
+            if let Err(e) = sub.host.execbuffer(
+                &sub.dev,
+                bound,
+                &sub.cmd,
+                sub.ring,
+                sub.class,
+                Some(fence),
+                sub.unwaited,
+            ) {
                 pr_debug!(
                     "virtio_intel: ctx {}: queued execbuffer failed: {:?}\n",
                     sub.ctx_id,
@@ -394,9 +402,15 @@ impl ExecQueue {
                 (None, None, None)
             };
             drop(st);
-            let batch = sub
-                .host
-                .execbuffer(&sub.dev, bound, &sub.cmd, sub.ring, sub.class, also)?;
+            let batch = sub.host.execbuffer(
+                &sub.dev,
+                bound,
+                &sub.cmd,
+                sub.ring,
+                sub.class,
+                also,
+                sub.unwaited,
+            )?;
             return Ok(Submitted { batch, user, file });
         }
         drop(sending);

@@ -414,6 +414,9 @@ mod flags {
     pub(super) const FENCE_ARRAY: u64 = 1 << 19;
     pub(super) const FENCE_SUBMIT: u64 = 1 << 20;
     pub(super) const USE_EXTENSIONS: u64 = 1 << 21;
+    pub(super) const IS_PINNED: u64 = 1 << 10;
+    pub(super) const NO_RELOC: u64 = 1 << 11;
+    pub(super) const BATCH_FIRST: u64 = 1 << 18;
     /// The fence flags and extensions: the guest's to handle, never the host's.
     pub(super) const FENCES: u64 =
         FENCE_IN | FENCE_OUT | FENCE_SUBMIT | FENCE_ARRAY | USE_EXTENSIONS;
@@ -423,10 +426,101 @@ mod flags {
         !((USE_EXTENSIONS << 1) - 1) | CONSTANTS_MASK | RESOURCE_STREAMER;
 }
 
+/// `EXEC_OBJECT_NEEDS_FENCE`: ignored from graphics version 4 on.
+const EXEC_OBJECT_NEEDS_FENCE: u64 = 1 << 0;
 /// `EXEC_OBJECT_WRITE`.
 const EXEC_OBJECT_WRITE: u64 = 1 << 2;
+/// `EXEC_OBJECT_SUPPORTS_48B_ADDRESS`: without it an object must end below 4 GiB.
+const EXEC_OBJECT_SUPPORTS_48B_ADDRESS: u64 = 1 << 3;
+/// `EXEC_OBJECT_PINNED`: softpinned at `offset`.
+const EXEC_OBJECT_PINNED: u64 = 1 << 4;
 /// `EXEC_OBJECT_ASYNC`: no implicit synchronisation on this object.
 const EXEC_OBJECT_ASYNC: u64 = 1 << 6;
+/// `EXEC_OBJECT_CAPTURE`: in the error state of a hang.
+const EXEC_OBJECT_CAPTURE: u64 = 1 << 7;
+
+/// Whether the host's i915 accepts this execbuffer for certain, so that it may be sent
+/// without waiting for the host's answer (see [`crate::context::HostContext::execbuffer`]):
+/// what `eb_validate_vma()`, `eb_lookup_vmas()` and the binding of softpinned objects
+/// check, for the case Mesa sends. Every object softpinned where i915 can bind it (a
+/// page-aligned canonical offset on its alignment, inside the `gtt_size`-byte address
+/// space, below 4 GiB without `SUPPORTS_48B_ADDRESS`, no two overlapping, which also rules
+/// out a handle listed twice), object flags i915 takes on the platform, no relocations,
+/// no legacy BSD ring selection, and a batch range inside a batch object it does not
+/// write. Anything else is waited for, so that the ioctl returns the host's own error.
+/// Allocation failure says no.
+fn host_accepts(
+    args: &uapi::drm_i915_gem_execbuffer2,
+    list: &[ExecObject],
+    objects: &[ARef<Object>],
+    relocs: usize,
+    gtt_size: u64,
+) -> bool {
+    const OBJECT_FLAGS: u64 = EXEC_OBJECT_NEEDS_FENCE
+        | EXEC_OBJECT_WRITE
+        | EXEC_OBJECT_SUPPORTS_48B_ADDRESS
+        | EXEC_OBJECT_PINNED
+        | EXEC_OBJECT_ASYNC
+        | EXEC_OBJECT_CAPTURE;
+    const CALL_FLAGS: u64 = flags::RING_MASK
+        | flags::IS_PINNED
+        | flags::NO_RELOC
+        | flags::HANDLE_LUT
+        | flags::BATCH_FIRST
+        | flags::FENCES;
+    const PAGE: u64 = 4096;
+    if relocs != 0 || args.flags & !CALL_FLAGS != 0 || list.is_empty() {
+        return false;
+    }
+    let mut ranges: KVec<(u64, u64)> = match KVec::with_capacity(list.len(), GFP_KERNEL) {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    for (e, obj) in list.iter().zip(objects.iter()) {
+        let size = obj.size() as u64;
+        let align_ok =
+            e.alignment == 0 || (e.alignment.is_power_of_two() && e.offset % e.alignment == 0);
+        // The canonical form sign-extends bit 47; i915 binds at the address below it.
+        let canonical = (((e.offset & !(PAGE - 1)) << 16) as i64 >> 16) as u64;
+        let start = e.offset & ((1 << 48) - 1);
+        let Some(end) = start.checked_add(size) else {
+            return false;
+        };
+        let low_ok = e.flags & EXEC_OBJECT_SUPPORTS_48B_ADDRESS != 0
+            || end.checked_add(PAGE - 1).is_some_and(|x| x >> 32 == 0);
+        if e.flags & !OBJECT_FLAGS != 0
+            || e.flags & EXEC_OBJECT_PINNED == 0
+            || e.offset != canonical
+            || !align_ok
+            || end > gtt_size
+            || !low_ok
+            || e.relocation_count != 0
+            || ranges.push((start, end), GFP_KERNEL).is_err()
+        {
+            return false;
+        }
+    }
+    ranges.sort_unstable();
+    if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
+        return false;
+    }
+    let b = if args.flags & flags::BATCH_FIRST != 0 {
+        0
+    } else {
+        list.len() - 1
+    };
+    let (Some(batch), Some(obj)) = (list.get(b), objects.get(b)) else {
+        return false;
+    };
+    let size = obj.size() as u64;
+    let start = u64::from(args.batch_start_offset);
+    // A length of 0 is the rest of the object (`range_overflows()` then needs start < size).
+    let len = match args.batch_len {
+        0 => size.saturating_sub(start),
+        l => u64::from(l),
+    };
+    batch.flags & EXEC_OBJECT_WRITE == 0 && start < size && len <= size - start
+}
 
 /// `I915_ENGINE_CLASS_*`, as i915 numbers them.
 pub(crate) mod class {
@@ -627,6 +721,12 @@ impl File {
             Ok(())
         })?;
         let host = this.host_ctx().ok_or(ENODEV)?;
+        // A context that hung may be banned by now: its execbuffers wait for the host's word.
+        let unwaited = crate::module_parameters::unwaited_execbuf.value()
+            && !host.was_reset(ctx_id)
+            && this
+                .gtt_size(bound)
+                .is_some_and(|gtt| host_accepts(args, &list, &objects, relocs.len(), gtt));
         // `engine` is at most 63, so the ring is at most 64.
         let ring = 1 + engine as u8;
         let (deps, submits) = fences.dependencies(this.shared(), &list, &objects)?;
@@ -644,6 +744,7 @@ impl File {
                 _objects: refs,
                 host,
                 dev: ARef::from(dev.as_ioctl()),
+                unwaited,
             },
             deps,
             submits,

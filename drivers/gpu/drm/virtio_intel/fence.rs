@@ -83,6 +83,9 @@ struct Entry {
     emitted: Instant<Monotonic>,
     /// Set when the host answered the command with an error, or never will answer it.
     error: Option<Error>,
+    /// The response slot of an execbuffer sent in the fenced command itself, whose answer
+    /// (the host i915's errno) is read, and the slot freed, before the fence signals.
+    rsp: Option<u64>,
 }
 
 /// What the interrupt and the work share.
@@ -192,6 +195,20 @@ impl Timeline {
         gem_ctx: Option<u32>,
         also: Option<SignalFence>,
     ) -> Result<(Fence, FenceEvent)> {
+        self.emit_exec(id, gem_ctx, also, None)
+    }
+
+    /// As [`Self::emit_for`], for an execbuffer whose ccmd travels in the fenced command,
+    /// with its answer in response slot `rsp`: before the fence signals, the timeline's
+    /// [`ResetCheck`] reads that answer (a refusal fails the fence with the host's errno)
+    /// and frees the slot, also when the command was never answered.
+    pub(crate) fn emit_exec(
+        self: &Arc<Self>,
+        id: u64,
+        gem_ctx: Option<u32>,
+        also: Option<SignalFence>,
+        rsp: Option<u64>,
+    ) -> Result<(Fence, FenceEvent)> {
         // Room first, allocated outside the interrupt-safe lock: the push below then cannot
         // fail, so a fence once created is always recorded (dropping it would signal it out
         // of order).
@@ -231,6 +248,7 @@ impl Timeline {
                     also,
                     emitted: Instant::now(),
                     error: None,
+                    rsp,
                 })
                 .is_err()
             {
@@ -316,6 +334,7 @@ impl Timeline {
         }
         loop {
             let mut check = None;
+            let mut answer = None;
             let entry = {
                 let mut g = self.state.lock();
                 let retired = g.retired;
@@ -336,20 +355,34 @@ impl Timeline {
                         g.signalling = false;
                         None
                     }
-                    Some((true, _)) => g.pending.remove(0).ok(),
+                    Some((true, _)) => {
+                        let e = g.pending.remove(0).ok();
+                        if e.as_ref().is_some_and(|e| e.rsp.is_some()) {
+                            answer = g.reset_check.clone();
+                        }
+                        e
+                    }
                     _ => {
                         g.signalling = false;
                         None
                     }
                 }
             };
-            let Some(entry) = entry else {
+            let Some(mut entry) = entry else {
                 if let Some(c) = check {
                     // Already queued: that run looks at the same entry.
                     let _ = c.queue().enqueue::<Arc<Timeline>, 1>(self.clone());
                 }
                 return;
             };
+            // An execbuffer sent with its fence: the host's answer, read now that the host
+            // is done with it. Without a check (the context is being torn down, and its
+            // response area with it) the slot needs no freeing.
+            if let (Some(slot), Some(c)) = (entry.rsp, answer) {
+                if let Some(e) = c.batch_answer(slot, entry.error.is_none()) {
+                    entry.error.get_or_insert(e);
+                }
+            }
             // Signalled outside the lock (callbacks run from here); still in order, as the
             // only signaller.
             let result = entry.error.map_or(Ok(()), Err);

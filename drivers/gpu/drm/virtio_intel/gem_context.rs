@@ -357,6 +357,28 @@ impl File {
         .map_err(host_errno)
     }
 
+    /// The size of the device's GEM address spaces (the default context's `GTT_SIZE`, the
+    /// same for every VM), asked of the host once per binding; `None` if it cannot tell.
+    pub(crate) fn gtt_size(&self, bound: &Bound<'_>) -> Option<u64> {
+        let cache = self.shared().cache.gtt_size();
+        if let Some(v) = cache.copy() {
+            return Some(v);
+        }
+        let arg = ContextParam {
+            ctx_id: 0,
+            size: 0,
+            param: param::GTT_SIZE.to_le(),
+            value: 0,
+        };
+        let v = u64::from_le(
+            self.ctx_simple(bound, simple::CONTEXT_GETPARAM, arg, false)
+                .ok()?
+                .value,
+        );
+        cache.populate(v);
+        Some(v)
+    }
+
     /// Whether GEM context `id` exists (the default context 0 always does).
     fn has_gem_ctx(&self, id: u32) -> bool {
         id == 0 || self.gem_ctxs().lock().iter().any(|c| c.id == id)

@@ -96,6 +96,11 @@ pub(crate) struct Stats {
     pub(crate) window_bytes: AtomicI64,
     /// Bytes of the window kept out of use because the host did not confirm their unmap.
     pub(crate) quarantined_bytes: AtomicI64,
+    /// Execbuffers sent with their fence, not waited for (see
+    /// [`crate::context::HostContext::execbuffer`]).
+    pub(crate) exec_unwaited: AtomicI64,
+    /// Of those, the ones the host refused all the same.
+    pub(crate) exec_refused: AtomicI64,
     /// The fence event path.
     pub(crate) fences: Arc<FenceStats>,
     /// The task each live host context was created for.
@@ -115,6 +120,8 @@ impl Stats {
             purged: AtomicI64::new(0),
             window_bytes: AtomicI64::new(0),
             quarantined_bytes: AtomicI64::new(0),
+            exec_unwaited: AtomicI64::new(0),
+            exec_refused: AtomicI64::new(0),
             fences: Arc::new(FenceStats::default(), GFP_KERNEL)?,
             clients <- new_mutex!(KVec::new()),
         })
@@ -141,6 +148,16 @@ impl Stats {
         writeln!(f, "objects {}", self.objects.load(Ordering::Relaxed))?;
         writeln!(f, "evictions {}", self.evictions.load(Ordering::Relaxed))?;
         writeln!(f, "purged {}", self.purged.load(Ordering::Relaxed))?;
+        writeln!(
+            f,
+            "exec_unwaited {}",
+            self.exec_unwaited.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            f,
+            "exec_refused {}",
+            self.exec_refused.load(Ordering::Relaxed)
+        )?;
         writeln!(
             f,
             "window_bytes {}",

@@ -89,6 +89,10 @@ module! {
             default: false,
             description: "Send each synchronous ccmd in a SUBMIT_3D fenced on ring 0, as Mesa does, instead of an unfenced one, whose answer already means processed (the default; under TCG the fenced round trip, which waits for the DMA fence signalled from the fence workqueue, takes about twice as long)",
         },
+        unwaited_execbuf: bool {
+            default: true,
+            description: "Send an execbuffer the guest has fully checked (softpinned objects, no relocations, as Mesa submits) with its fence in one command, without waiting for the host's answer; a refusal then fails its fence. Off: every execbuffer waits for the host's answer, so that a refusal is the ioctl's errno (a round trip each)",
+        },
         reset: u32 {
             default: 3,
             description: "i915's GPU reset policy (0: none, 1: full GPU reset, 2 or more: engine reset), where i915 tools (IGT) look for it and set it. Only recorded: the host's i915 resets its GPU by its own policy, and this driver has no reset of its own to apply it to",
