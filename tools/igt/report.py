@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 """Compares an igt_runner results.json with the expectations file.
 
-usage: report.py RESULTS_JSON TESTLIST EXPECTATIONS
+usage: report.py RESULTS_JSON TESTLIST EXPECTATIONS [BAT_TESTLIST]
 Prints a table (test, result, expected, seconds) and exits 1 if any test's result
 differs from its expectation, if a listed test has no result, or if an expectation
 other than pass gives no reason. An expectation may name several results ("pass|fail")
 for a test whose result depends on timing; it too needs its reason.
+
+With BAT_TESTLIST (IGT's i915 fast-feedback list), every test of it must be in TESTLIST
+or match an "excluded" expectation: a glob pattern ("igt@kms_*") with its reason.
 """
+import fnmatch
 import json
 import sys
 
@@ -27,8 +31,33 @@ def load_expectations(path):
     return exp
 
 
+def check_bat(bat, listed, exp):
+    """BAT tests neither run nor excluded with a reason; prints the exclusions."""
+    excluded = {k: v[1] for k, v in exp.items() if v[0] == "excluded"}
+    run, missing, counts = set(listed), [], {k: 0 for k in excluded}
+    for line in open(bat, encoding="utf-8"):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        # A listed test covers its dynamic subtests ("igt@t@s@engine" by "igt@t@s").
+        if any(name == t or name.startswith(t + "@") for t in run):
+            continue
+        pat = next((p for p in excluded if fnmatch.fnmatchcase(name, p)), None)
+        if pat is None:
+            missing.append(name)
+        else:
+            counts[pat] += 1
+    print("BAT tests not run (i915 fast-feedback list):")
+    for pat, n in counts.items():
+        print(f"  {pat} ({n}): {excluded[pat]}")
+    for name in missing:
+        print(f"{name}: in the BAT list but neither run nor excluded")
+    return len(missing)
+
+
 def main():
     results_json, testlist, expectations = sys.argv[1:4]
+    bat = sys.argv[4] if len(sys.argv) > 4 else None
     tests = json.load(open(results_json, encoding="utf-8")).get("tests", {})
     exp = load_expectations(expectations)
     listed = [l.strip() for l in open(testlist, encoding="utf-8")
@@ -47,8 +76,12 @@ def main():
         if not ok and reason:
             print(f"{'':58} expected because: {reason}")
     for name in sorted(set(exp) - set(listed)):
+        if exp[name][0] == "excluded":
+            continue
         print(f"{name}: in the expectations but not in the test list")
         bad += 1
+    if bat:
+        bad += check_bat(bat, listed, exp)
     total = len(listed)
     passed = sum(1 for n in listed if tests.get(n, {}).get("result") == "pass")
     print(f"igt: {passed} of {total} passed; {total - bad} as expected, {bad} not")
