@@ -268,6 +268,13 @@ struct Calls {
     /// statistics when it was last looked at (see [`ResetCheck`]).
     #[pin]
     resets_seen: Mutex<KVec<(u32, u32)>>,
+    /// Per GEM context, the last reset statistics the host gave (`batch_active`,
+    /// `batch_pending`), from `GET_RESET_STATS` or a [`ResetCheck`] (see
+    /// [`HostContext::known_reset_stats`]).
+    #[pin]
+    stats_known: Mutex<KVec<(u32, u32, u32)>>,
+    /// An entry of `stats_known` could not be recorded: it is no longer complete.
+    stats_lost: AtomicBool,
 }
 
 /// Looks at whether a long batch hung, before its fence signals: virtio-gpu fences carry no
@@ -309,6 +316,8 @@ impl ResetCheck {
                 _ => return false,
             };
             let active = u32::from_le(stats.batch_active);
+            self.host
+                .note_reset_stats(gem_ctx, active, u32::from_le(stats.batch_pending));
             let mut seen = self.host.calls.resets_seen.lock();
             match seen.iter_mut().find(|(c, _)| *c == gem_ctx) {
                 Some((_, n)) => {
@@ -436,6 +445,8 @@ impl HostContext {
                 }),
                 timelines <- new_mutex!(KVec::new()),
                 resets_seen <- new_mutex!(KVec::new()),
+                stats_known <- new_mutex!(KVec::new()),
+                stats_lost: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -795,6 +806,54 @@ impl HostContext {
     /// Forgets what the reset statistics of GEM context `gem_ctx` said (its id is new).
     pub(crate) fn forget_resets(&self, gem_ctx: u32) {
         self.calls.resets_seen.lock().retain(|(c, _)| *c != gem_ctx);
+        self.calls.stats_known.lock().retain(|e| e.0 != gem_ctx);
+    }
+
+    /// Records the reset statistics the host gave for GEM context `gem_ctx`.
+    pub(crate) fn note_reset_stats(&self, gem_ctx: u32, active: u32, pending: u32) {
+        let mut g = self.calls.stats_known.lock();
+        if let Some(e) = g.iter_mut().find(|e| e.0 == gem_ctx) {
+            (e.1, e.2) = (active, pending);
+        } else if g.push((gem_ctx, active, pending), GFP_KERNEL).is_err() {
+            self.calls.stats_lost.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The reset statistics of GEM context `gem_ctx` (`batch_active`, `batch_pending`)
+    /// when the guest knows them without asking the host, else `None`.
+    ///
+    /// They count batches of the context that a reset found running, and a reset comes
+    /// only after a hang has gone on for the host's hang detection time (seconds on i915;
+    /// at least [`crate::fence::RESET_CHECK_AFTER_MS`] is assumed). A batch that ran that
+    /// long has its fence held back until a [`ResetCheck`] asked the host, which records
+    /// the statistics here. So while no batch of the context has been in flight that
+    /// long, and none was ever reset (the host may ban the context, and a ban is worth a
+    /// question), the last statistics recorded, or zeros for a context never asked about,
+    /// are what the host would answer. The one thing missed: a full GPU reset for another
+    /// client's hang that finds a batch of this context in its first second (i915 counts
+    /// it as pending; the batch is replayed and completes).
+    pub(crate) fn known_reset_stats(&self, gem_ctx: u32) -> Option<(u32, u32)> {
+        if self.calls.stats_lost.load(Ordering::Relaxed) || self.was_reset(gem_ctx) {
+            return None;
+        }
+        let age = kernel::time::Delta::from_millis(crate::fence::RESET_CHECK_AFTER_MS);
+        if self
+            .calls
+            .timelines
+            .lock()
+            .iter()
+            .any(|t| t.timeline.has_pending_older(gem_ctx, age))
+        {
+            return None;
+        }
+        Some(
+            self.calls
+                .stats_known
+                .lock()
+                .iter()
+                .find(|e| e.0 == gem_ctx)
+                .map_or((0, 0), |e| (e.1, e.2)),
+        )
     }
 
     /// For each timeline of this context's execbuffers, the latest batch fence not signalled

@@ -65,7 +65,7 @@ pub(crate) struct FenceStats {
 
 /// A retired batch that ran at least this long is looked at for a reset before its fence
 /// signals (a hang takes the host at least its hang-detection bound to find).
-const RESET_CHECK_AFTER_MS: i64 = 1000;
+pub(crate) const RESET_CHECK_AFTER_MS: i64 = 1000;
 
 /// A fence not signalled yet.
 struct Entry {
@@ -427,6 +427,16 @@ impl Timeline {
             .rev()
             .find(|e| e.emitted.elapsed() >= age)
             .map(|e| e.fence.fence())
+    }
+
+    /// Whether a batch of GEM context `gem_ctx` whose fence has not signalled yet was sent
+    /// at least `age` ago.
+    pub(crate) fn has_pending_older(&self, gem_ctx: u32, age: Delta) -> bool {
+        self.state
+            .lock()
+            .pending
+            .iter()
+            .any(|e| e.gem_ctx == Some(gem_ctx) && e.emitted.elapsed() >= age)
     }
 
     /// The number of fences not signalled yet.

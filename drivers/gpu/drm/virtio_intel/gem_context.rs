@@ -112,7 +112,7 @@ pub(crate) struct ResetStats {
     flags: u32,
     reset_count: u32,
     pub(crate) batch_active: u32,
-    batch_pending: u32,
+    pub(crate) batch_pending: u32,
     pad: u32,
 }
 
@@ -656,6 +656,23 @@ impl File {
         if !this.has_gem_ctx(args.ctx_id) {
             return Err(ENOENT);
         }
+        // Mesa asks after every submission and wait: answered from what the guest knows
+        // when it knows it (see `HostContext::known_reset_stats`). `reset_count`, for
+        // privileged callers only, is the whole GPU's: always the host's.
+        let privileged = capable(Capability::SYS_ADMIN);
+        let host = this.host_ctx();
+        if !privileged {
+            // A file without a host context has run no batch: nothing was reset.
+            let known = host
+                .as_ref()
+                .map_or(Some((0, 0)), |h| h.known_reset_stats(args.ctx_id));
+            if let Some((active, pending)) = known {
+                args.reset_count = 0;
+                args.batch_active = active;
+                args.batch_pending = pending;
+                return Ok(0);
+            }
+        }
         let arg = ResetStats {
             ctx_id: args.ctx_id.to_le(),
             flags: 0,
@@ -665,13 +682,16 @@ impl File {
             pad: 0,
         };
         let out = this.ctx_simple(bound, simple::GET_RESET_STATS, arg, false)?;
-        args.reset_count = if capable(Capability::SYS_ADMIN) {
+        args.reset_count = if privileged {
             u32::from_le(out.reset_count)
         } else {
             0
         };
         args.batch_active = u32::from_le(out.batch_active);
         args.batch_pending = u32::from_le(out.batch_pending);
+        if let Some(h) = this.host_ctx() {
+            h.note_reset_stats(args.ctx_id, args.batch_active, args.batch_pending);
+        }
         Ok(0)
     }
 

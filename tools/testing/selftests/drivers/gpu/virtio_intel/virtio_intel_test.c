@@ -3150,6 +3150,84 @@ TEST_F_TIMEOUT(node, exec_hang_fails_the_fence, 120)
 	gem_close(self->fd, target);
 }
 
+/* Host round trips so far (debugfs dri/<N>/virtio_intel_commands), or -1. */
+static long host_commands(void)
+{
+	long v = -1;
+	glob_t g;
+	FILE *f;
+
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);	/* EBUSY if mounted */
+	if (glob("/sys/kernel/debug/dri/*/virtio_intel_commands", 0, NULL, &g))
+		return -1;
+	/* The same file under each of the device's debugfs names (minor, PCI slot). */
+	f = g.gl_pathc >= 1 ? fopen(g.gl_pathv[0], "r") : NULL;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	globfree(&g);
+	return v;
+}
+
+/*
+ * GET_RESET_STATS, which Mesa asks after every submission and wait, is answered without a
+ * host round trip for an unprivileged caller while nothing of the context can have been
+ * reset (no batch of it in flight for a second, none ever reset): zeros here, as the host
+ * says to a privileged caller, which is always asked of the host.
+ */
+TEST_F(node, reset_stats_without_round_trips)
+{
+	uint64_t size = 4096;
+	uint32_t target = 0, batch = 0, c = 0;
+	struct drm_i915_reset_stats rs = { 0 };
+	int64_t t = -1;
+	int status = 0;
+	long before;
+	pid_t pid;
+
+	ASSERT_EQ(0, gem_create(self->fd, &size, &target));
+	ASSERT_EQ(0, gem_create(self->fd, &size, &batch));
+	ASSERT_EQ(0, ctx_create(self->fd, NULL, &c));
+	ASSERT_EQ(0, submit_store(self->fd, c, I915_EXEC_RENDER, target, batch, 7, 0));
+	ASSERT_EQ(0, gem_wait(self->fd, target, &t));
+	before = host_commands();
+	ASSERT_GE(before, 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct d[2];
+
+		if (syscall(SYS_capget, &h, d))
+			_exit(2);
+		d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &h, d))
+			_exit(3);
+		for (int i = 0; i < 10; i++) {
+			struct drm_i915_reset_stats r = { .ctx_id = i % 2 ? c : 0 };
+
+			if (ioctl(self->fd, DRM_IOCTL_I915_GET_RESET_STATS, &r))
+				_exit(4);
+			if (r.reset_count || r.batch_active || r.batch_pending)
+				_exit(5);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %#x", status);
+	EXPECT_EQ(before, host_commands());
+	rs.ctx_id = c;
+	ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_I915_GET_RESET_STATS, &rs));
+	EXPECT_EQ(0, rs.batch_active);
+	EXPECT_EQ(0, rs.batch_pending);
+	EXPECT_LT(before, host_commands());
+	ctx_destroy(self->fd, c);
+	gem_close(self->fd, batch);
+	gem_close(self->fd, target);
+}
+
 /*
  * The host refuses an execbuffer the guest validated (VIRTIO_INTEL_HOST_FAIL_EXEC=1: the
  * first one). It was sent without waiting for the host's answer, so the ioctl succeeds and
