@@ -156,7 +156,10 @@ for tool in vulkaninfo eglinfo; do
   done
 done
 a=$(cat "$c"); t0=$(date +%s%N)
-vkmark --winsys headless 2>&1 | grep "vkmark Score"
+# As an unprivileged user, as people run it (root callers of GET_RESET_STATS get the
+# global reset count, which costs a host round trip).
+chmod 0666 /dev/dri/renderD128
+HOME=/tmp setpriv --reuid=65534 --regid=65534 --clear-groups vkmark --winsys headless 2>&1 | grep "vkmark Score"
 t1=$(date +%s%N); b=$(cat "$c")
 echo "bench mesa vkmark $(( (t1 - t0) / 1000000 )) $((b - a))"'
 "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modprobe "" --renderer project \

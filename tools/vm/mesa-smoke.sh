@@ -33,7 +33,11 @@ echo "=== vulkaninfo"; timeout 400 vulkaninfo --summary 2>&1; echo "=== vulkanin
 echo "=== eglinfo"; timeout 300 eglinfo -B -p surfaceless 2>&1; echo "=== eglinfo rc=$?"
 echo "=== eglinfo32"; timeout 300 /usr/bin/eglinfo.i386-linux-gnu -B -p surfaceless 2>&1; echo "=== eglinfo32 rc=$?"
 echo "=== vk_smoke"; timeout 300 /mnt/host/vk_smoke 2>&1; echo "=== vk_smoke rc=$?"
-echo "=== vkmark"; timeout 600 vkmark --winsys headless 2>&1; echo "=== vkmark rc=$?"
+# vkmark as an unprivileged user, as people run it (with the render node open to users, as
+# udev makes it): GET_RESET_STATS of a root caller carries the global reset count, which
+# only the host knows, so root pays a host round trip per call.
+chmod 0666 /dev/dri/renderD128
+echo "=== vkmark"; HOME=/tmp timeout 600 setpriv --reuid=65534 --regid=65534 --clear-groups vkmark --winsys headless 2>&1; echo "=== vkmark rc=$?"
 echo "=== weston"
 export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -p -m 0700 $XDG_RUNTIME_DIR
 weston --backend=headless --renderer=gl --socket=wl-vi --idle-time=0 >/tmp/weston.log 2>&1 &

@@ -24,6 +24,7 @@
 use core::sync::atomic::{
     AtomicBool,
     AtomicU32,
+    AtomicUsize,
     Ordering, //
 };
 use kernel::{
@@ -108,6 +109,10 @@ const SCRATCH_SLOT: usize = 16;
 const BATCH_DRAIN_MS: u32 = 10_000;
 /// How long an accepted batch's fenced submit waits for room on the control queue.
 const FENCE_ROOM_MS: u32 = 60_000;
+/// Most response slots unwaited execbuffers hold at once (of about a thousand): the rest
+/// stay for synchronous ccmds, such as the reset checks that let those batches' fences
+/// signal.
+const MAX_UNWAITED: usize = 256;
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
@@ -275,17 +280,19 @@ struct Calls {
     stats_known: Mutex<KVec<(u32, u32, u32)>>,
     /// An entry of `stats_known` could not be recorded: it is no longer complete.
     stats_lost: AtomicBool,
+    /// Response slots held by unwaited execbuffers.
+    unwaited: AtomicUsize,
 }
 
 /// Looks at whether a long batch hung, before its fence signals: virtio-gpu fences carry no
 /// status, so the host's i915 resetting a hung batch retires its fence like any other. For
-/// a batch that ran at least a second, the timeline's work asks the host for its GEM
-/// context's reset statistics (`GET_RESET_STATS`); if the count of guilty batches grew
-/// since the last look, the batch's fence fails with `EIO`, as i915 fails a request it
-/// reset, and the device sends the `ERROR=1` uevent of a hang. The count is per context, so
-/// a hang is put on the first long batch of that context that retires after it. Held by the
-/// context's execbuffer timelines until it is torn down; it also reads the answers of the
-/// execbuffers sent unwaited ([`ResetCheck::batch_answer`]).
+/// a batch that ran at least [`crate::fence::RESET_CHECK_AFTER_MS`], the timeline's work
+/// asks the host for its GEM context's reset statistics (`GET_RESET_STATS`); if the count
+/// of guilty batches grew since the last look, the batch's fence fails with `EIO`, as i915
+/// fails a request it reset, and the device sends the `ERROR=1` uevent of a hang. The count
+/// is per context, so a hang is put on the first long batch of that context that retires
+/// after it. Held by the context's execbuffer timelines until it is torn down; it also
+/// reads the answers of the execbuffers sent unwaited ([`ResetCheck::batch_answer`]).
 pub(crate) struct ResetCheck {
     host: Arc<HostContext>,
     dev: ARef<IoctlDevice>,
@@ -313,7 +320,11 @@ impl ResetCheck {
                 },
             ) {
                 Ok(Ok(s)) => s,
-                _ => return false,
+                _ => {
+                    // Not looked at: what the guest knows of the statistics is incomplete.
+                    self.host.calls.stats_lost.store(true, Ordering::Relaxed);
+                    return false;
+                }
             };
             let active = u32::from_le(stats.batch_active);
             self.host
@@ -327,7 +338,9 @@ impl ResetCheck {
                 }
                 None => {
                     // First look: the context started with none.
-                    let _ = seen.push((gem_ctx, active), GFP_KERNEL);
+                    if seen.push((gem_ctx, active), GFP_KERNEL).is_err() {
+                        self.host.calls.stats_lost.store(true, Ordering::Relaxed);
+                    }
                     active > 0
                 }
             }
@@ -366,7 +379,7 @@ impl ResetCheck {
         } else {
             None
         };
-        self.host.free_slot(slot);
+        self.host.release_unwaited_slot(slot);
         let e = match u32::from_le(answer?) {
             0 => return None,
             RET_SENTINEL => EIO,
@@ -447,6 +460,7 @@ impl HostContext {
                 resets_seen <- new_mutex!(KVec::new()),
                 stats_known <- new_mutex!(KVec::new()),
                 stats_lost: AtomicBool::new(false),
+                unwaited: AtomicUsize::new(0),
             }),
             GFP_KERNEL,
         )
@@ -550,6 +564,24 @@ impl HostContext {
         }
     }
 
+    /// Whether an execbuffer of GEM context `gem_ctx` that the guest checked may go
+    /// unwaited (see [`Self::execbuffer`]). The host refuses such an execbuffer only for
+    /// what the guest cannot see, mostly a ban after a hang or a wedged GPU, which follow a
+    /// reset. So no batch of the context may ever have been reset, and no batch of this
+    /// file may have been in flight as long as a hang takes to be reset: then the host
+    /// cannot have banned anything of it yet. At most [`MAX_UNWAITED`] go at once.
+    pub(crate) fn may_send_unwaited(&self, gem_ctx: u32) -> bool {
+        let age = kernel::time::Delta::from_millis(crate::fence::RESET_CHECK_AFTER_MS);
+        !self.was_reset(gem_ctx)
+            && self.calls.unwaited.load(Ordering::Relaxed) < MAX_UNWAITED
+            && !self
+                .calls
+                .timelines
+                .lock()
+                .iter()
+                .any(|t| t.timeline.last_pending_older(age).is_some())
+    }
+
     /// Whether a batch of GEM context `gem_ctx` was seen reset (see [`ResetCheck`]).
     pub(crate) fn was_reset(&self, gem_ctx: u32) -> bool {
         self.calls
@@ -635,8 +667,11 @@ impl HostContext {
         }
         let gem_ctx = u32::try_from(c.ctx_id).ok();
         // The answer of an unwaited execbuffer is read by the timeline's check.
+        // Without a free slot at once, it is waited for instead.
         if unwaited && timeline.has_reset_check() {
-            return self.execbuffer_unwaited(ex, &timeline, bound, c, (id, ring), also);
+            if let Some(slot) = self.take_unwaited_slot(bound, c) {
+                return self.execbuffer_unwaited(ex, &timeline, bound, c, (id, ring, slot), also);
+            }
         }
         let (fence, event) = timeline.emit_for(id, gem_ctx, also)?;
         ex.fence[ring as usize] = id;
@@ -680,50 +715,73 @@ impl HostContext {
         }
     }
 
+    /// A response slot for unwaited execbuffer `c`, its head written, if one is free now
+    /// and nobody waits in line for one (never waits).
+    fn take_unwaited_slot(&self, bound: &Bound<'_>, c: &GemExecbuffer2) -> Option<u32> {
+        let shm = bound.pages.get(self.ctx_id)?;
+        let size = c.response_size();
+        let area_off = {
+            let mut g = self.calls.slots.lock();
+            if g.serving != g.next {
+                return None;
+            }
+            let published = shm.load_acquire_u32(SHMEM_SEQNO).ok()?;
+            reclaim(&self.calls.area, &mut g.orphans, published);
+            self.calls.area.alloc(size.max(SCRATCH_SLOT) as u64).ok()?.0
+        };
+        // The slot's capacity and a `ret` the host never writes, as for a waited ccmd.
+        let mut head = [0u8; 12];
+        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+        head[GemExecbuffer2::RET_AT..GemExecbuffer2::RET_AT + 4]
+            .copy_from_slice(&RET_SENTINEL.to_le_bytes());
+        let Ok(rsp_off) = u32::try_from(area_off) else {
+            self.free_slot(area_off);
+            return None;
+        };
+        if shm
+            .write(RSP_MEM_OFFSET as usize + rsp_off as usize, &head)
+            .is_err()
+        {
+            self.free_slot(area_off);
+            return None;
+        }
+        self.calls.unwaited.fetch_add(1, Ordering::Relaxed);
+        Some(rsp_off)
+    }
+
+    /// Frees the slot of an unwaited execbuffer.
+    fn release_unwaited_slot(&self, area_off: u64) {
+        self.calls.unwaited.fetch_sub(1, Ordering::Relaxed);
+        self.free_slot(area_off);
+    }
+
     /// The unwaited path of [`Self::execbuffer`]: `c` in a SUBMIT_3D fenced with `id` on
-    /// `ring`, its answer in a slot the timeline frees; `ex` (the rings' lock) is held.
+    /// `ring`, its answer in response slot `rsp_off` (from [`Self::take_unwaited_slot`]),
+    /// which the timeline frees; `ex` (the rings' lock) is held.
     fn execbuffer_unwaited(
         &self,
         mut ex: kernel::sync::MutexGuard<'_, ExecRings>,
         timeline: &Arc<Timeline>,
         bound: &Bound<'_>,
         c: &GemExecbuffer2,
-        (id, ring): (u64, u8),
+        (id, ring, rsp_off): (u64, u8, u32),
         also: Option<SignalFence>,
     ) -> Result<Fence> {
-        let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
-        let size = c.response_size();
-        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
-        let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
-        let rsp_off = match u32::try_from(area_off) {
-            Ok(o) => o,
-            Err(_) => {
-                self.free_slot(area_off);
-                return Err(EINVAL);
-            }
-        };
-        // The slot's capacity and a `ret` the host never writes, as for a waited ccmd.
-        let slot = RSP_MEM_OFFSET as usize + rsp_off as usize;
-        let mut head = [0u8; 12];
-        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
-        head[GemExecbuffer2::RET_AT..GemExecbuffer2::RET_AT + 4]
-            .copy_from_slice(&RET_SENTINEL.to_le_bytes());
-        if let Err(e) = shm.write(slot, &head) {
-            self.free_slot(area_off);
-            return Err(e);
-        }
+        let area_off = u64::from(rsp_off);
         let gem_ctx = u32::try_from(c.ctx_id).ok();
         // From here the timeline owns the slot: it frees it when the fence signals, also if
         // the command is never queued (the event is then dropped).
         let (fence, event) = match timeline.emit_exec(id, gem_ctx, also, Some(area_off)) {
             Ok(fe) => fe,
             Err(e) => {
-                self.free_slot(area_off);
+                self.release_unwaited_slot(area_off);
                 return Err(e);
             }
         };
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
+        // Each batch in flight holds a queue slot until it completes.
+        let mut left = msecs_to_jiffies(FENCE_ROOM_MS);
         let sent = {
             let mut s = self.calls.submit.lock();
             let seqno = s.seqno.wrapping_add(1);
@@ -812,8 +870,9 @@ impl HostContext {
     /// Records the reset statistics the host gave for GEM context `gem_ctx`.
     pub(crate) fn note_reset_stats(&self, gem_ctx: u32, active: u32, pending: u32) {
         let mut g = self.calls.stats_known.lock();
+        // The counts only grow: an older answer recorded late changes nothing.
         if let Some(e) = g.iter_mut().find(|e| e.0 == gem_ctx) {
-            (e.1, e.2) = (active, pending);
+            (e.1, e.2) = (e.1.max(active), e.2.max(pending));
         } else if g.push((gem_ctx, active, pending), GFP_KERNEL).is_err() {
             self.calls.stats_lost.store(true, Ordering::Relaxed);
         }
@@ -823,15 +882,16 @@ impl HostContext {
     /// when the guest knows them without asking the host, else `None`.
     ///
     /// They count batches of the context that a reset found running, and a reset comes
-    /// only after a hang has gone on for the host's hang detection time (seconds on i915;
-    /// at least [`crate::fence::RESET_CHECK_AFTER_MS`] is assumed). A batch that ran that
-    /// long has its fence held back until a [`ResetCheck`] asked the host, which records
-    /// the statistics here. So while no batch of the context has been in flight that
-    /// long, and none was ever reset (the host may ban the context, and a ban is worth a
-    /// question), the last statistics recorded, or zeros for a context never asked about,
-    /// are what the host would answer. The one thing missed: a full GPU reset for another
-    /// client's hang that finds a batch of this context in its first second (i915 counts
-    /// it as pending; the batch is replayed and completes).
+    /// only after a hang has gone on for the host's hang detection time (at least
+    /// [`crate::fence::RESET_CHECK_AFTER_MS`] is assumed). A batch that ran that long has
+    /// its fence held back until a [`ResetCheck`] asked the host, which records the
+    /// statistics here. So while no batch of the context has been in flight that long,
+    /// every timeline has its check, no check failed, and no batch was ever reset (the
+    /// host may ban the context, and a ban is worth a question), the last statistics
+    /// recorded, or zeros for a context never asked about, are what the host would
+    /// answer. The one thing missed: a full GPU reset for another client's hang that
+    /// finds a batch of this context in its first moments (i915 counts it as pending; the
+    /// batch is replayed and completes).
     pub(crate) fn known_reset_stats(&self, gem_ctx: u32) -> Option<(u32, u32)> {
         if self.calls.stats_lost.load(Ordering::Relaxed) || self.was_reset(gem_ctx) {
             return None;
@@ -842,7 +902,7 @@ impl HostContext {
             .timelines
             .lock()
             .iter()
-            .any(|t| t.timeline.has_pending_older(gem_ctx, age))
+            .any(|t| !t.timeline.has_reset_check() || t.timeline.has_pending_older(gem_ctx, age))
         {
             return None;
         }
@@ -1203,13 +1263,14 @@ impl HostContext {
         // Unmap our view first; then destroy the context and release the blob, which
         // outlives the context on the host.
         if let Some(b) = bound {
-            b.pages.remove(ctx);
+            // The batches first: the answers of unwaited ones are read from the page.
             if !self.wait_batches(BATCH_DRAIN_MS) {
                 kernel::pr_warn_once!(
                     "virtio_intel: host context {}: destroyed with batches still running\n",
                     ctx
                 );
             }
+            b.pages.remove(ctx);
         }
         // The host reports no fence of a destroyed context: those still pending fail now
         // (a late answer finds nothing to retire), so no waiter is left hanging.

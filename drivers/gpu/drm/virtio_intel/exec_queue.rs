@@ -199,7 +199,8 @@ impl Job {
                 sub.ring,
                 sub.class,
                 Some(fence),
-                sub.unwaited,
+                // Decided again: what held at the ioctl may not any more.
+                sub.unwaited && sub.host.may_send_unwaited(sub.ctx_id),
             ) {
                 pr_debug!(
                     "virtio_intel: ctx {}: queued execbuffer failed: {:?}\n",

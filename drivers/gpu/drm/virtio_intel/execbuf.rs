@@ -722,8 +722,13 @@ impl File {
         })?;
         let host = this.host_ctx().ok_or(ENODEV)?;
         // A context that hung may be banned by now: its execbuffers wait for the host's word.
+        // A legacy selector may name an engine the GPU lacks (i915: `EINVAL`), which the
+        // guest cannot see; render and copy engines every part has.
+        let engine_known =
+            matches!(class, class::RENDER | class::COPY) || this.has_engine_map(ctx_id);
         let unwaited = crate::module_parameters::unwaited_execbuf.value()
-            && !host.was_reset(ctx_id)
+            && engine_known
+            && host.may_send_unwaited(ctx_id)
             && this
                 .gtt_size(bound)
                 .is_some_and(|gtt| host_accepts(args, &list, &objects, relocs.len(), gtt));

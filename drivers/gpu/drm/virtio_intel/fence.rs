@@ -64,8 +64,9 @@ pub(crate) struct FenceStats {
 }
 
 /// A retired batch that ran at least this long is looked at for a reset before its fence
-/// signals (a hang takes the host at least its hang-detection bound to find).
-pub(crate) const RESET_CHECK_AFTER_MS: i64 = 1000;
+/// signals. A hang takes the host at least its detection time to find: i915's quickest
+/// path to a reset is the preemption timeout, 640 ms by default (heartbeats take seconds).
+pub(crate) const RESET_CHECK_AFTER_MS: i64 = 250;
 
 /// A fence not signalled yet.
 struct Entry {
@@ -449,7 +450,8 @@ impl Timeline {
 /// The fence of one queued command, delivered when the host answers it.
 ///
 /// Dropped without being retired (the command was never queued, or the device was reset
-/// while it was in flight), it fails its fence with `ECANCELED`.
+/// while it was in flight), it fails its fence with `ECANCELED`. Dropping it may sleep (it
+/// signals, and frees an execbuffer's response slot): never in atomic context.
 pub(crate) struct FenceEvent {
     timeline: Option<Arc<Timeline>>,
     id: u64,

@@ -399,6 +399,12 @@ impl File {
         Err(ENOENT)
     }
 
+    /// Whether GEM context `id` has an engine map (`I915_CONTEXT_PARAM_ENGINES`).
+    pub(crate) fn has_engine_map(&self, id: u32) -> bool {
+        self.with_gem_ctx(id, |c| c.engines.is_some())
+            .unwrap_or(false)
+    }
+
     /// The engine class execbuffer ring selector `engine` names on GEM context `id`.
     ///
     /// # Errors
