@@ -241,6 +241,17 @@ fn reclaim(area: &RangeAllocator, orphans: &mut KVec<Orphan>, published: u32) {
     }
 }
 
+/// Pre-fills the head of the response slot at `rsp_off` for a ccmd of type `C` whose
+/// answer takes `size` bytes: its capacity, and a `ret` the host never writes, which stays
+/// if the host does not answer.
+fn prefill_slot<C: Ccmd>(shm: &ShmMapping<'_>, rsp_off: u32, size: usize) -> Result {
+    build_assert!(C::RET_AT <= 8);
+    let mut head = [0u8; 12];
+    head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+    head[C::RET_AT..C::RET_AT + 4].copy_from_slice(&RET_SENTINEL.to_le_bytes());
+    shm.write(RSP_MEM_OFFSET as usize + rsp_off as usize, &head)
+}
+
 /// Whether `published` is `seqno` or later (seqnos wrap).
 fn seqno_reached(published: u32, seqno: u32) -> bool {
     published.wrapping_sub(seqno) as i32 >= 0
@@ -579,7 +590,7 @@ impl HostContext {
                 .timelines
                 .lock()
                 .iter()
-                .any(|t| t.timeline.last_pending_older(age).is_some())
+                .any(|t| t.timeline.has_pending_older(None, age))
     }
 
     /// Whether a batch of GEM context `gem_ctx` was seen reset (see [`ResetCheck`]).
@@ -729,19 +740,11 @@ impl HostContext {
             reclaim(&self.calls.area, &mut g.orphans, published);
             self.calls.area.alloc(size.max(SCRATCH_SLOT) as u64).ok()?.0
         };
-        // The slot's capacity and a `ret` the host never writes, as for a waited ccmd.
-        let mut head = [0u8; 12];
-        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
-        head[GemExecbuffer2::RET_AT..GemExecbuffer2::RET_AT + 4]
-            .copy_from_slice(&RET_SENTINEL.to_le_bytes());
         let Ok(rsp_off) = u32::try_from(area_off) else {
             self.free_slot(area_off);
             return None;
         };
-        if shm
-            .write(RSP_MEM_OFFSET as usize + rsp_off as usize, &head)
-            .is_err()
-        {
+        if prefill_slot::<GemExecbuffer2>(&shm, rsp_off, size).is_err() {
             self.free_slot(area_off);
             return None;
         }
@@ -897,13 +900,9 @@ impl HostContext {
             return None;
         }
         let age = kernel::time::Delta::from_millis(crate::fence::RESET_CHECK_AFTER_MS);
-        if self
-            .calls
-            .timelines
-            .lock()
-            .iter()
-            .any(|t| !t.timeline.has_reset_check() || t.timeline.has_pending_older(gem_ctx, age))
-        {
+        if self.calls.timelines.lock().iter().any(|t| {
+            !t.timeline.has_reset_check() || t.timeline.has_pending_older(Some(gem_ctx), age)
+        }) {
             return None;
         }
         Some(
@@ -1185,12 +1184,7 @@ impl HostContext {
         // the `struct i915_shmem` header.
         let rsp_off = u32::try_from(area_off).map_err(|_| Abandon::NotQueued(EINVAL))?;
         let slot = RSP_MEM_OFFSET as usize + rsp_off as usize;
-        // Pre-fill the head of the slot: its capacity and a `ret` the host never writes.
-        build_assert!(C::RET_AT <= 8);
-        let mut head = [0u8; 12];
-        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
-        head[C::RET_AT..C::RET_AT + 4].copy_from_slice(&RET_SENTINEL.to_le_bytes());
-        shm.write(slot, &head).map_err(Abandon::NotQueued)?;
+        prefill_slot::<C>(shm, rsp_off, size).map_err(Abandon::NotQueued)?;
 
         let seqno = self
             .queue_and_wait(q, c, rsp_off, left, then, how)

@@ -430,14 +430,14 @@ impl Timeline {
             .map(|e| e.fence.fence())
     }
 
-    /// Whether a batch of GEM context `gem_ctx` whose fence has not signalled yet was sent
-    /// at least `age` ago.
-    pub(crate) fn has_pending_older(&self, gem_ctx: u32, age: Delta) -> bool {
+    /// Whether a batch of GEM context `gem_ctx` (of any context for `None`) whose fence has
+    /// not signalled yet was sent at least `age` ago.
+    pub(crate) fn has_pending_older(&self, gem_ctx: Option<u32>, age: Delta) -> bool {
         self.state
             .lock()
             .pending
             .iter()
-            .any(|e| e.gem_ctx == Some(gem_ctx) && e.emitted.elapsed() >= age)
+            .any(|e| gem_ctx.is_none_or(|c| e.gem_ctx == Some(c)) && e.emitted.elapsed() >= age)
     }
 
     /// The number of fences not signalled yet.
