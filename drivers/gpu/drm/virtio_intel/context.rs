@@ -700,7 +700,7 @@ impl HostContext {
         // Each batch in flight holds a queue slot with its fence: room may take as long as a
         // batch does.
         let mut left = msecs_to_jiffies(FENCE_ROOM_MS);
-        let sent = bound.queue.send(
+        let sent = bound.queue.post(
             &Submit3d::fenced(self.ctx_id, 0, id, ring),
             KVec::new(),
             &mut event,
@@ -711,7 +711,7 @@ impl HostContext {
         // Not queued: the event fails the fence (ECANCELED), outside the lock.
         drop(event);
         match sent {
-            Ok(_answer) => Ok(fence),
+            Ok(()) => Ok(fence),
             Err(e) => {
                 // The batch runs, but its completion cannot be known: say so rather than
                 // report a fence that signals early.
@@ -794,7 +794,7 @@ impl HostContext {
                 // Nothing is queued until this succeeds: a signal may stop the wait for room.
                 bound
                     .queue
-                    .send(&submit, bytes, &mut event, Wait::Interruptible, &mut left)?;
+                    .post(&submit, bytes, &mut event, Wait::Interruptible, &mut left)?;
                 s.seqno = seqno;
                 self.shared
                     .stats
@@ -958,7 +958,7 @@ impl HostContext {
     /// interruption (bounded): for ccmds that create or destroy host objects, which a
     /// restarted ioctl must not repeat.
     pub(crate) fn call_once<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
-        self.call_how(bound, c, &mut || {}, Wait::Uninterruptible)
+        self.call_how(bound, c, Wait::Uninterruptible)
     }
 
     /// Sends `c` and returns the host's decoded answer. Callable from many threads at once.
@@ -974,32 +974,13 @@ impl HostContext {
     /// rejection; such ccmds are confirmed by their effect as well (a `GEM_CREATE` by the
     /// `RESOURCE_CREATE_BLOB` that takes its object).
     pub(crate) fn call<C: Ccmd>(&self, bound: &Bound<'_>, c: &C) -> Result<C::Response> {
-        self.call_how(bound, c, &mut || {}, Wait::Interruptible)
+        self.call_how(bound, c, Wait::Interruptible)
     }
 
-    /// As [`Self::call`], running `then` once the ccmd is queued and before waiting for its
-    /// answer: for a command that must follow it on the queue without a round trip of its
-    /// own in between (the host processes the queue in order). `then` does not run when the
-    /// ccmd could not be queued.
-    pub(crate) fn call_then<C: Ccmd>(
-        &self,
-        bound: &Bound<'_>,
-        c: &C,
-        then: &mut dyn FnMut(),
-    ) -> Result<C::Response> {
-        self.call_how(bound, c, then, Wait::Interruptible)
-    }
-
-    /// As [`Self::call_then`]; once the ccmd is queued, its answer is waited for as `how`
-    /// says (a ccmd that must not run twice is waited for without interruption, so that the
-    /// ioctl is not restarted after the host ran it).
-    fn call_how<C: Ccmd>(
-        &self,
-        bound: &Bound<'_>,
-        c: &C,
-        then: &mut dyn FnMut(),
-        how: Wait,
-    ) -> Result<C::Response> {
+    /// As [`Self::call`], waiting as `how` says once the ccmd is queued (a ccmd that must
+    /// not run twice is waited for without interruption, so that the ioctl is not restarted
+    /// after the host ran it).
+    fn call_how<C: Ccmd>(&self, bound: &Bound<'_>, c: &C, how: Wait) -> Result<C::Response> {
         let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
         // A ccmd without a response gets a scratch slot of capacity 0: the host may copy a
         // stale response of an earlier failed ccmd to whatever offset a later one names
@@ -1011,14 +992,7 @@ impl HostContext {
         }
         let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
         let area_off = self.take_slot(&shm, size.max(SCRATCH_SLOT), &mut left)?;
-        let r = self.call_in_slot(
-            bound.queue,
-            &shm,
-            c,
-            (area_off, size),
-            (&mut left, how),
-            then,
-        );
+        let r = self.call_in_slot(bound.queue, &shm, c, (area_off, size), (&mut left, how));
         match r {
             Ok(r) => {
                 self.free_slot(area_off);
@@ -1029,19 +1003,71 @@ impl HostContext {
                 Err(e)
             }
             Err(Abandon::Queued(e, seqno, done)) => {
-                // The host may still write the slot: keep it until it is done with it.
-                let mut g = self.calls.slots.lock();
-                let orphan = Orphan {
-                    seqno,
-                    offset: area_off,
-                    done,
-                };
-                if g.orphans.push(orphan, GFP_KERNEL).is_err() {
-                    // Without memory to remember it, never reuse it.
-                    pr_debug!("virtio_intel: ctx {}: response slot leaked\n", self.ctx_id);
-                }
+                self.orphan(area_off, seqno, done);
                 Err(e)
             }
+        }
+    }
+
+    /// Queues `c`, a ccmd without a response, and runs `then` once it is queued (for a
+    /// command that must follow it on the queue; the host runs the queue in order), without
+    /// waiting for the host: for a ccmd whose outcome the
+    /// caller learns from a command `then` queues after it (a `GEM_CREATE` from the
+    /// `RESOURCE_CREATE_BLOB` that takes its object). Its scratch slot stays reserved until
+    /// the host is done with it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a ccmd with a response; as [`Self::call`] until the ccmd is queued
+    /// (`then` then does not run).
+    pub(crate) fn post_then<C: Ccmd>(
+        &self,
+        bound: &Bound<'_>,
+        c: &C,
+        then: &mut dyn FnMut(),
+    ) -> Result {
+        if c.response_size() != 0 {
+            return Err(EINVAL);
+        }
+        let shm = bound.pages.get(self.ctx_id).ok_or(EIO)?;
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let area_off = self.take_slot(&shm, SCRATCH_SLOT, &mut left)?;
+        let queued = u32::try_from(area_off)
+            .map_err(|_| EINVAL)
+            .and_then(|rsp_off| {
+                prefill_slot::<C>(&shm, rsp_off, 0)?;
+                // An event whose command was not queued is dropped (failing its fence)
+                // only after the submit lock is released.
+                let mut event = None;
+                let queued = self.enqueue(bound.queue, c, rsp_off, &mut left, &mut event);
+                drop(event);
+                queued
+            });
+        match queued {
+            Ok((pending, seqno, _fence)) => {
+                then();
+                self.orphan(area_off, seqno, Some(pending.abandoned()));
+                Ok(())
+            }
+            Err(e) => {
+                self.free_slot(area_off);
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps the slot at `area_off` of a queued ccmd (`seqno`) until the host is done with
+    /// it: until it answered (`done`) or published that seqno or a later one.
+    fn orphan(&self, area_off: u64, seqno: u32, done: Option<Abandoned>) {
+        let mut g = self.calls.slots.lock();
+        let orphan = Orphan {
+            seqno,
+            offset: area_off,
+            done,
+        };
+        if g.orphans.push(orphan, GFP_KERNEL).is_err() {
+            // Without memory to remember it, never reuse it.
+            pr_debug!("virtio_intel: ctx {}: response slot leaked\n", self.ctx_id);
         }
     }
 
@@ -1142,7 +1168,6 @@ impl HostContext {
         c: &C,
         rsp_off: u32,
         left: &mut Jiffies,
-        then: &mut dyn FnMut(),
         how: Wait,
     ) -> Result<core::result::Result<u32, FailedWait>> {
         // An event whose command was not queued is dropped (failing its fence) only after
@@ -1151,7 +1176,6 @@ impl HostContext {
         let queued = self.enqueue(q, c, rsp_off, left, &mut event);
         drop(event);
         let (pending, seqno, fence) = queued?;
-        then();
         let done = pending.abandoned();
         // A fenced ccmd is done when its fence signals (from the fence workqueue);
         // the answer is there by then.
@@ -1169,7 +1193,7 @@ impl HostContext {
     }
 
     /// Queues `c` with its answer in the slot at `area_off` (of `size` bytes) of the response
-    /// area, runs `then`, and waits (for what is `left` of the bound, as `how` says); returns
+    /// area and waits (for what is `left` of the bound, as `how` says); returns
     /// the slot's bytes.
     fn call_in_slot<C: Ccmd>(
         &self,
@@ -1178,7 +1202,6 @@ impl HostContext {
         c: &C,
         (area_off, size): (u64, usize),
         (left, how): (&mut Jiffies, Wait),
-        then: &mut dyn FnMut(),
     ) -> core::result::Result<KVec<u8>, Abandon> {
         // The ccmd names its slot relative to the response area; the page holds it after
         // the `struct i915_shmem` header.
@@ -1187,7 +1210,7 @@ impl HostContext {
         prefill_slot::<C>(shm, rsp_off, size).map_err(Abandon::NotQueued)?;
 
         let seqno = self
-            .queue_and_wait(q, c, rsp_off, left, then, how)
+            .queue_and_wait(q, c, rsp_off, left, how)
             .map_err(Abandon::NotQueued)?
             .map_err(|(e, seqno, done)| Abandon::Queued(e, seqno, Some(done)))?;
 

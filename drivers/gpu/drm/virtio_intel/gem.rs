@@ -14,7 +14,14 @@
 //! elsewhere. Page table entries are only inserted, and only zapped, under the object's
 //! state lock, so no entry ever points at a range the object no longer holds.
 //!
-//! Every host object is recorded in [`HostState`] before the command creating it is
+//! `GEM_CREATE` does not wait for the host: as i915 allocates an object's pages only when
+//! it is first used, the host's answer to its creation is looked at by the first command
+//! about the object (a map, an import into another context, a batch, a host ioctl on it),
+//! which fails with `EIO` if the host refused to make it (a fault then gets `SIGBUS`). A
+//! first fault queues its map before it looks, so creating and mapping an object costs one
+//! round trip, as the seed design's create-and-map does.
+//!
+//! Every host object is recorded in [`HostState`] when the command creating it is
 //! queued, and freeing the object releases exactly what was recorded: `RESOURCE_UNMAP_BLOB`
 //! then `RESOURCE_UNREF` while the device is bound (uninterruptible, bounded), nothing once
 //! it is gone (unbind resets the device and the host forgets everything). A window range or
@@ -108,6 +115,8 @@ struct Window {
 ///   set, and only at pages of the object.
 struct HostState {
     blob: bool,
+    /// The host's answer to `RESOURCE_CREATE_BLOB`, once it was queued.
+    creation: Creation,
     /// Generations of the other host contexts the resource is attached to.
     attached: KVec<u64>,
     /// The `I915_MADV_*` advice, or purged.
@@ -122,6 +131,41 @@ struct HostState {
     /// The fence of the last batch that used the object: while it is pending, an eviction
     /// keeps a `DONTNEED` object's contents (i915's shrinker skips active objects).
     last_batch: Option<Fence>,
+}
+
+/// The host's answer to an object's `RESOURCE_CREATE_BLOB`, which also tells whether the
+/// `GEM_CREATE` queued before it made the object (the host refuses a blob it has no object
+/// for).
+enum Creation {
+    /// Queued; the answer was not looked at yet.
+    Pending(Pending<ResourceCreateBlob>),
+    /// The host made the object, or nothing was queued (there is nothing to wait for).
+    Made,
+    /// The host refused: the object has no host object, and every use fails with `EIO`.
+    Refused,
+}
+
+impl HostState {
+    /// Waits (as `how` says) for the host's answer to the object's creation, the first
+    /// time.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` when the host refused to make the object (now or earlier), `ETIMEDOUT` or
+    /// `ERESTARTSYS` from a wait that can be tried again.
+    fn settle(&mut self, how: Wait) -> Result {
+        let r = match &mut self.creation {
+            Creation::Made => return Ok(()),
+            Creation::Refused => return Err(EIO),
+            Creation::Pending(p) => p.wait_again(how).map(|_| ()),
+        };
+        match r {
+            Ok(()) => self.creation = Creation::Made,
+            Err(e) if e == EIO => self.creation = Creation::Refused,
+            Err(_) => {}
+        }
+        r
+    }
 }
 
 /// What userspace said of an object's contents (`GEM_MADVISE`), and whether they are gone.
@@ -176,6 +220,7 @@ impl MapSlot {
                 fake_offset: AtomicU64::new(u64::MAX),
                 state <- new_mutex!(HostState {
                     blob: false,
+                    creation: Creation::Made,
                     attached: KVec::new(),
                     madv: Madv::WillNeed,
                     mode: None,
@@ -221,6 +266,22 @@ impl MapSlot {
         Ok(r)
     }
 
+    /// [`Object::attach_to`] with the state locked; first waits (interruptibly) for the
+    /// host's answer to the object's creation.
+    fn attach_locked(&self, st: &mut HostState, bound: &Bound<'_>, ctx: &HostContext) -> Result {
+        st.settle(Wait::Interruptible)?;
+        if ctx.gen() == self.owner_gen || st.attached.contains(&ctx.gen()) {
+            return Ok(());
+        }
+        st.attached.reserve(1, GFP_KERNEL)?;
+        bound
+            .queue
+            .call(&ResourceCmd::ctx_attach(ctx.id(), self.res_id))?;
+        // Reserved above: this does not allocate.
+        st.attached.push(ctx.gen(), GFP_NOWAIT)?;
+        Ok(())
+    }
+
     /// Records the fence of the last batch that used the object.
     fn set_last_batch(&self, fence: &Fence) {
         self.state.lock().last_batch = Some(fence.clone());
@@ -233,6 +294,7 @@ impl MapSlot {
     /// `EFAULT` for a purged object (i915 cannot get its pages).
     fn use_for_batch(&self) -> Result {
         let mut st = self.state.lock();
+        st.settle(Wait::Interruptible)?;
         if st.madv == Madv::Purged {
             return Err(EFAULT);
         }
@@ -248,6 +310,10 @@ impl MapSlot {
         bound: &Bound<'_>,
         shared: &Shared,
     ) -> Result {
+        // The host made nothing to map.
+        if matches!(st.creation, Creation::Refused) {
+            return Err(EIO);
+        }
         // In the eviction order from the allocation on, so that others wait for the map to
         // finish instead of finding the window full of nothing they could evict.
         let offset = shared
@@ -268,12 +334,29 @@ impl MapSlot {
         });
         // Uninterruptible (bounded): a map queued but not answered could never be retried,
         // as the host refuses to map a mapped resource again.
-        let r = bound.queue.call_uninterruptible(&ResourceMapBlob::new(
-            self.ctx_id,
-            self.res_id,
-            offset,
-        ));
-        match r {
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let map = ResourceMapBlob::new(self.ctx_id, self.res_id, offset);
+        let pending = match bound.queue.send(
+            &map,
+            KVec::new(),
+            &mut None,
+            Wait::Uninterruptible,
+            &mut left,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                // Not queued: nothing is mapped there.
+                st.window = None;
+                shared.free_hostmem(offset);
+                shared.untrack_mapped(self);
+                return Err(e);
+            }
+        };
+        // The creation's answer comes before the map's (the host runs the queue in order):
+        // looked at while the map is on its way, a first fault costs one round trip. A
+        // refused creation fails the map as well.
+        let _ = st.settle(Wait::Uninterruptible);
+        match pending.wait(Wait::Uninterruptible) {
             Ok(info) => {
                 let cache = cache_of(info.cache()).ok_or(EIO)?;
                 st.window = Some(Window {
@@ -530,21 +613,8 @@ impl Bo {
     ///
     /// `ENOMEM`, and the transport's errors.
     pub(crate) fn attach_to(&self, bound: &Bound<'_>, ctx: &HostContext) -> Result {
-        let s = &self.slot;
-        if ctx.gen() == s.owner_gen {
-            return Ok(());
-        }
-        let mut st = s.state.lock();
-        if st.attached.contains(&ctx.gen()) {
-            return Ok(());
-        }
-        st.attached.reserve(1, GFP_KERNEL)?;
-        bound
-            .queue
-            .call(&ResourceCmd::ctx_attach(ctx.id(), s.res_id))?;
-        // Reserved above: this does not allocate.
-        st.attached.push(ctx.gen(), GFP_NOWAIT)?;
-        Ok(())
+        self.slot
+            .attach_locked(&mut self.slot.state.lock(), bound, ctx)
     }
 
     /// Records the object's fake mmap offset (for zapping its mappings on eviction).
@@ -552,45 +622,57 @@ impl Bo {
         self.slot.fake_offset.store(offset, Ordering::Release);
     }
 
-    /// Exports the host object pending under `blob_id` as this object's blob resource.
+    /// Queues the export of the host object pending under `blob_id` as this object's blob
+    /// resource, without waiting for the host: the first command about the object looks at
+    /// the answer (the host refuses when it has no such pending object, because the
+    /// `GEM_CREATE` failed, or on a size mismatch).
     ///
     /// # Errors
     ///
-    /// `EIO` when the host refuses (no pending object: the `GEM_CREATE` failed; or a size
-    /// mismatch), or the transport's errors.
+    /// The transport's errors; nothing was queued then.
     pub(crate) fn create_blob(&self, bound: &Bound<'_>, blob_id: u32) -> Result {
         let s = &self.slot;
-        s.state.lock().blob = true;
-        self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
-        bound
-            .queue
-            .call(&ResourceCreateBlob::host3d(
+        let mut st = s.state.lock();
+        let mut left = msecs_to_jiffies(COMMAND_TIMEOUT_MS);
+        let pending = bound.queue.send(
+            &ResourceCreateBlob::host3d(
                 s.ctx_id,
                 s.res_id,
                 BLOB_FLAG_USE_MAPPABLE | BLOB_FLAG_USE_SHAREABLE,
                 u64::from(blob_id),
                 s.size,
-            ))
-            .map(|_| ())
+            ),
+            KVec::new(),
+            &mut None,
+            Wait::Interruptible,
+            &mut left,
+        )?;
+        st.blob = true;
+        st.creation = Creation::Pending(pending);
+        self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs `send` (which sends `GEM_SET_MMAP_MODE` for `mode`) unless a mode was already
     /// requested or the object was mapped: the host takes one mode per object, before its
-    /// first map.
+    /// first map. `send` gets [`Self::attach_to`] for the object's state, which stays locked
+    /// meanwhile.
     /// `is_default` says `mode` is what the host uses anyway: nothing is sent for it, and a
     /// later mode may still be.
     pub(crate) fn request_mode(
         &self,
+        bound: &Bound<'_>,
         mode: u32,
         is_default: bool,
-        send: impl FnOnce() -> Result,
+        send: impl FnOnce(&mut dyn FnMut(&HostContext) -> Result) -> Result,
     ) -> Result {
-        let mut st = self.slot.state.lock();
+        let slot = &self.slot;
+        let mut st = slot.state.lock();
         // A purged object has no host resource any more; its faults get SIGBUS.
         if is_default || st.mode.is_some() || st.window.is_some() || st.madv == Madv::Purged {
             return Ok(());
         }
-        send()?;
+        send(&mut |ctx| slot.attach_locked(&mut st, bound, ctx))?;
         st.mode = Some(mode);
         Ok(())
     }

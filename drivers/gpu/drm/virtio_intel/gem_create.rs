@@ -18,7 +18,10 @@
 //! The object is built in this order, each step undone by dropping it: resource id, GEM
 //! object, `GEM_CREATE(_EXT)` under a fresh `blob_id` of the file's host context,
 //! `RESOURCE_CREATE_BLOB` (mappable, shareable), and the handle last, so userspace never sees
-//! a handle of a half-made object.
+//! a handle of a half-made object. The two host commands are queued together and not
+//! waited for: as i915 gets an object's pages only at its first use, the host's answer is
+//! looked at by the first command about the object, which fails with `EIO` if the host
+//! refused (see [`crate::gem`]).
 
 use core::{
     mem::size_of,
@@ -167,8 +170,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// See the module documentation; `EIO` when the host refuses, `ENOSPC` when resource
-    /// ids run out, and the transport's errors.
+    /// See the module documentation; `ENOSPC` when resource ids run out, and the transport's
+    /// errors while queueing.
     pub(crate) fn gem_create(
         dev: &I915Device<drm::Registered>,
         bound: &Bound<'_>,
@@ -178,7 +181,7 @@ impl File {
         let this = file.inner();
         let size = object_size(args.size, this.shared().blob_alignment)?;
         let handle = this.create_object(dev, bound, file, size, |ctx, blob_id, then| {
-            ctx.call_then(bound, &GemCreate { size, blob_id }, then)
+            ctx.post_then(bound, &GemCreate { size, blob_id }, then)
         })?;
         args.size = size;
         args.handle = handle;
@@ -228,8 +231,8 @@ impl File {
         let handle = this.create_object(dev, bound, file, size, |ctx, blob_id, then| match &ext
             .placements
         {
-            None if flags == 0 => ctx.call_then(bound, &GemCreate { size, blob_id }, then),
-            _ => ctx.call_then(
+            None if flags == 0 => ctx.post_then(bound, &GemCreate { size, blob_id }, then),
+            _ => ctx.post_then(
                 bound,
                 &GemCreateExt {
                     size,
@@ -309,7 +312,7 @@ impl File {
                 .fetch_add(size as i64, Ordering::Relaxed);
             // From here on, dropping `obj` releases the id and what the host made.
             let blob_id = ctx.new_blob_id();
-            // The blob follows the ccmd on the queue without waiting for it: the host runs
+            // The blob follows the ccmd on the queue, and neither is waited for: the host runs
             // them in order, and refuses the blob if the ccmd failed.
             let mut blob = Err(EIO);
             send(ctx, blob_id, &mut || blob = obj.create_blob(bound, blob_id))?;

@@ -110,9 +110,9 @@ impl File {
         let flags = mode as u32;
         // Write-back is what the host maps an object with unless told otherwise: only other
         // modes are sent.
-        obj.request_mode(flags, flags == uapi::I915_MMAP_OFFSET_WB, || {
+        obj.request_mode(bound, flags, flags == uapi::I915_MMAP_OFFSET_WB, |attach| {
             this.with_ctx(bound, |ctx| {
-                obj.attach_to(bound, ctx)?;
+                attach(ctx)?;
                 ctx.call(
                     bound,
                     &GemSetMmapMode {

@@ -74,7 +74,7 @@ pub(crate) enum Wait {
 #[pin_data]
 pub(crate) struct Waiter {
     #[pin]
-    done: SpinLockIrq<Option<(KVec<u8>, u32)>>,
+    done: SpinLockIrq<Option<Answer>>,
     /// Set once the device returned the request, even after `done` was taken.
     answered: AtomicBool,
     #[pin]
@@ -99,7 +99,7 @@ impl Waiter {
     ///
     /// `ETIMEDOUT` after `timeout` jiffies, `ERESTARTSYS` on a signal (only with
     /// [`Wait::Interruptible`]).
-    fn wait(&self, how: Wait, timeout: Jiffies) -> Result<(KVec<u8>, u32)> {
+    fn wait(&self, how: Wait, timeout: Jiffies) -> Result<Answer> {
         let timeout = timeout.max(1);
         match how {
             Wait::Interruptible => self
@@ -114,13 +114,31 @@ impl Waiter {
 /// The largest control command (`CTX_CREATE`, with its debug name).
 const MAX_COMMAND: usize = 96;
 
+/// The largest control response (`RESP_OK_CAPSET` of the DRM capset).
+const MAX_RESPONSE: usize = 72;
+
+/// A response as the device wrote it: the bytes of the command's response type (what the
+/// device did not write reads as zero).
+struct Answer {
+    bytes: [u8; MAX_RESPONSE],
+    len: usize,
+}
+
+impl Answer {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// One control command in flight: its bytes, its response buffer and its waiter.
 pub(crate) struct CtrlRequest {
-    /// The command, in place: the request lives in a `KBox`, so no allocation of its own.
+    /// The command and its response, in place: the request lives in a `KBox`, so neither
+    /// needs an allocation of its own.
     cmd: [u8; MAX_COMMAND],
     cmd_len: usize,
     data: KVec<u8>,
-    resp: KVec<u8>,
+    resp: Answer,
+    /// Who waits for the answer; `None` when only the fence `event` is wanted.
     waiter: Option<Arc<Waiter>>,
     /// The fence a fenced command retires when answered.
     event: Option<FenceEvent>,
@@ -128,14 +146,14 @@ pub(crate) struct CtrlRequest {
     ok: u32,
 }
 
-// SAFETY: `cmd` is inside the request, which is queued as a `KBox` (kmalloc'd); `data` and
-// `resp` are kmalloc'd buffers the request owns. All are DMA-able and do not move while the
-// request is queued.
+// SAFETY: `cmd` and `resp` are inside the request, which is queued as a `KBox`
+// (kmalloc'd); `data` is a kmalloc'd buffer the request owns. All are DMA-able and do not
+// move while the request is queued.
 unsafe impl Request for CtrlRequest {
     fn buffers(&mut self) -> Buffers<'_> {
         Buffers {
             readable: [&self.cmd[..self.cmd_len], &self.data],
-            writable: &mut self.resp,
+            writable: &mut self.resp.bytes[..self.resp.len],
         }
     }
 }
@@ -192,14 +210,18 @@ pub(crate) struct CtrlHandler {
 impl Handler for CtrlHandler {
     type Request = CtrlRequest;
 
-    fn complete(&self, _index: u32, mut req: KBox<CtrlRequest>, written: u32) {
+    fn complete(&self, _index: u32, mut req: KBox<CtrlRequest>, _written: u32) {
         // QEMU answers a fenced command with its success type once its fence retired, or at
         // once with an error when the command failed (no fence then).
-        let ok = CtrlHdr::read_from_prefix(&req.resp).is_ok_and(|(h, _)| h.type_() == req.ok);
-        // The answer first: a caller woken by the fence then finds it.
+        let ok =
+            CtrlHdr::read_from_prefix(req.resp.bytes()).is_ok_and(|(h, _)| h.type_() == req.ok);
+        // The answer first: a caller woken by the fence then finds it. (What the device did
+        // not write of the response reads as zero: the buffer starts zeroed.)
         if let Some(w) = req.waiter.take() {
-            let resp = core::mem::take(&mut req.resp);
-            *w.done.lock() = Some((resp, written));
+            *w.done.lock() = Some(Answer {
+                bytes: req.resp.bytes,
+                len: req.resp.len,
+            });
             w.answered.store(true, Ordering::Release);
             w.completion.complete_all();
         }
@@ -348,21 +370,56 @@ impl<'bound> ControlQueue<'bound> {
         how: Wait,
         left: &mut Jiffies,
     ) -> Result<Pending<C>> {
+        let waiter = Waiter::new()?;
+        self.queue(cmd, data, event, Some(waiter.clone()), how, left)?;
+        Ok(Pending {
+            waiter,
+            left: *left,
+            _cmd: PhantomData,
+        })
+    }
+
+    /// As [`Self::send`] for a fenced command whose answer nobody reads: its fence `event`
+    /// tells when the host is done with it (and whether it failed).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::send`].
+    pub(crate) fn post<C: Command>(
+        &self,
+        cmd: &C,
+        data: KVec<u8>,
+        event: &mut Option<FenceEvent>,
+        how: Wait,
+        left: &mut Jiffies,
+    ) -> Result {
+        self.queue(cmd, data, event, None, how, left)
+    }
+
+    fn queue<C: Command>(
+        &self,
+        cmd: &C,
+        data: KVec<u8>,
+        event: &mut Option<FenceEvent>,
+        waiter: Option<Arc<Waiter>>,
+        how: Wait,
+        left: &mut Jiffies,
+    ) -> Result {
         const { assert!(core::mem::size_of::<C>() <= MAX_COMMAND) };
+        const { assert!(core::mem::size_of::<C::Response>() <= MAX_RESPONSE) };
         let mut bytes = [0u8; MAX_COMMAND];
         let cmd_len = core::mem::size_of::<C>();
         bytes[..cmd_len].copy_from_slice(cmd.as_bytes());
-        let size = core::mem::size_of::<C::Response>();
-        let mut resp = KVec::with_capacity(size, GFP_KERNEL)?;
-        resp.resize(size, 0, GFP_KERNEL)?;
-        let waiter = Waiter::new()?;
         let mut req = KBox::new(
             CtrlRequest {
                 cmd: bytes,
                 cmd_len,
                 data,
-                resp,
-                waiter: Some(waiter.clone()),
+                resp: Answer {
+                    bytes: [0; MAX_RESPONSE],
+                    len: core::mem::size_of::<C::Response>(),
+                },
+                waiter,
                 event: None,
                 ok: C::OK,
             },
@@ -374,7 +431,7 @@ impl<'bound> ControlQueue<'bound> {
             let seen = *self.space.returned.lock();
             self.space.in_flight.fetch_add(1, Ordering::AcqRel);
             match self.vqs.submit(CONTROL_QUEUE, req) {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err((e, mut back)) => {
                     self.space.in_flight.fetch_sub(1, Ordering::AcqRel);
                     let waited = if e == ENOSPC {
@@ -391,11 +448,6 @@ impl<'bound> ControlQueue<'bound> {
                 }
             }
         }
-        Ok(Pending {
-            waiter,
-            left: *left,
-            _cmd: PhantomData,
-        })
     }
 }
 
@@ -439,9 +491,21 @@ impl<C: Command> Pending<C> {
     ///
     /// `ETIMEDOUT`/`ERESTARTSYS` from the wait, `EIO` when the host answered with an error
     /// or with a short or unexpected response.
-    pub(crate) fn wait(self, how: Wait) -> Result<C::Response> {
-        let (resp, _written) = self.waiter.wait(how, self.left)?;
-        let (hdr, _) = CtrlHdr::read_from_prefix(&resp).map_err(|_| EIO)?;
+    pub(crate) fn wait(mut self, how: Wait) -> Result<C::Response> {
+        self.wait_again(how)
+    }
+
+    /// As [`Self::wait`], keeping the command: after `ETIMEDOUT` or `ERESTARTSYS` it can be
+    /// waited for again. Once it returned anything else, the answer is gone and a later
+    /// wait returns `EIO`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::wait`].
+    pub(crate) fn wait_again(&mut self, how: Wait) -> Result<C::Response> {
+        let answer = self.waiter.wait(how, self.left)?;
+        let resp = answer.bytes();
+        let (hdr, _) = CtrlHdr::read_from_prefix(resp).map_err(|_| EIO)?;
         if hdr.type_() != C::OK {
             if hdr.type_() >= RESP_ERR_UNSPEC {
                 pr_debug!("virtio_intel: host error response {:#x}\n", hdr.type_());
@@ -449,6 +513,6 @@ impl<C: Command> Pending<C> {
             return Err(EIO);
         }
         // The host may answer with a shorter struct; what it did not write reads as zero.
-        C::Response::read_from_bytes(&resp).map_err(|_| EIO)
+        C::Response::read_from_bytes(resp).map_err(|_| EIO)
     }
 }
