@@ -651,7 +651,48 @@ pub(crate) struct GemExecbuffer2 {
     pub(crate) batch_start_offset: u32,
     pub(crate) batch_len: u32,
     pub(crate) relocs_count: u32,
+    /// Room for the fixed request ([`GemExecbuffer2::HEAD`] bytes, from
+    /// [`GemExecbuffer2::new_payload`]), then the payload: [`GemExecbuffer2::into_wire`]
+    /// sends it without copying it again.
     pub(crate) payload: KVec<u8>,
+}
+
+impl GemExecbuffer2 {
+    /// Bytes of the fixed request, at the front of `payload`.
+    const HEAD: usize = size_of::<GemExecbuffer2Req>();
+
+    /// An empty payload with room for the fixed request in front and `capacity` bytes after.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn new_payload(capacity: usize) -> Result<KVec<u8>> {
+        let total = capacity.checked_add(Self::HEAD).ok_or(ENOMEM)?;
+        let mut v = KVec::with_capacity(total, GFP_KERNEL | __GFP_NOWARN)?;
+        v.extend_from_slice(&[0; Self::HEAD], GFP_KERNEL)?;
+        Ok(v)
+    }
+
+    /// The ccmd's bytes as [`encode`] makes them, written in place at the front of the
+    /// payload's allocation.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a payload without the room in front or too long for the header.
+    pub(crate) fn into_wire(mut self, seqno: u32, rsp_off: u32) -> Result<KVec<u8>> {
+        let len = u32::try_from(self.payload.len()).map_err(|_| EINVAL)?;
+        let req = self.request(CcmdHdr {
+            cmd: (CcmdId::GemExecbuffer2 as u32).to_le(),
+            len: len.to_le(),
+            seqno: seqno.to_le(),
+            rsp_off: rsp_off.to_le(),
+        });
+        self.payload
+            .get_mut(..Self::HEAD)
+            .ok_or(EINVAL)?
+            .copy_from_slice(req.as_bytes());
+        Ok(self.payload)
+    }
 }
 
 #[repr(C)]
@@ -669,7 +710,7 @@ pub(crate) struct GemExecbuffer2Req {
 /// `struct i915_ccmd_gem_execbuffer2_rsp`: `len`, then the errno.
 #[repr(C)]
 #[derive(FromBytes, Immutable, KnownLayout)]
-struct GemExecbuffer2Rsp {
+pub(crate) struct GemExecbuffer2Rsp {
     len: u32,
     ret: u32,
 }
@@ -706,6 +747,6 @@ impl Ccmd for GemExecbuffer2 {
     }
 
     fn payload(&self) -> &[u8] {
-        &self.payload
+        self.payload.get(Self::HEAD..).unwrap_or(&[])
     }
 }

@@ -24,7 +24,7 @@
 use core::sync::atomic::{
     AtomicBool,
     AtomicU32,
-    AtomicUsize,
+    AtomicU64,
     Ordering, //
 };
 use kernel::{
@@ -99,8 +99,11 @@ use crate::{
 
 /// Size of the response page.
 const SHMEM_SIZE: usize = crate::shared::RESPONSE_PAGE as usize;
-/// Size of the response area, after the `struct i915_shmem` header.
-const AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
+/// Size of the response area, after the `struct i915_shmem` header: the slots of
+/// synchronous ccmds, then the [`ExecSlots`] of unwaited execbuffers.
+const RSP_AREA_LEN: usize = SHMEM_SIZE - RSP_MEM_OFFSET as usize;
+/// Size of the part of the response area for synchronous ccmds.
+const AREA_LEN: usize = RSP_AREA_LEN - EXEC_POOL_LEN;
 /// Alignment of response slots (the host's responses hold 64-bit fields).
 const SLOT_ALIGN: u64 = 8;
 /// The slot of a ccmd the host does not answer: room for the pre-filled response header.
@@ -109,10 +112,20 @@ const SCRATCH_SLOT: usize = 16;
 const BATCH_DRAIN_MS: u32 = 10_000;
 /// How long an accepted batch's fenced submit waits for room on the control queue.
 const FENCE_ROOM_MS: u32 = 60_000;
-/// Most response slots unwaited execbuffers hold at once (of about a thousand): the rest
-/// stay for synchronous ccmds, such as the reset checks that let those batches' fences
-/// signal.
-const MAX_UNWAITED: usize = 256;
+/// Most execbuffers in flight unwaited at once per host context: each holds one of the
+/// [`ExecSlots`] until its fence signals; the next waits for the host's answer.
+const MAX_UNWAITED: usize = 128;
+/// The response slot of an unwaited execbuffer.
+const EXEC_SLOT: usize = 16;
+/// Size of the [`ExecSlots`] pool, at the end of the response area.
+const EXEC_POOL_LEN: usize = MAX_UNWAITED * EXEC_SLOT;
+const _: () = {
+    assert!(MAX_UNWAITED % 64 == 0);
+    assert!(EXEC_POOL_LEN <= RSP_AREA_LEN / 4);
+    assert!(AREA_LEN % SLOT_ALIGN as usize == 0 && EXEC_SLOT % SLOT_ALIGN as usize == 0);
+    // The pre-filled head (`prefill_slot()`) and the answer fit in a slot.
+    assert!(size_of::<crate::ccmd::GemExecbuffer2Rsp>() <= EXEC_SLOT && 12 <= EXEC_SLOT);
+};
 /// How often a caller waiting for a response slot looks at abandoned ones again.
 const ORPHAN_RECHECK_MS: u32 = 5;
 
@@ -241,6 +254,64 @@ fn reclaim(area: &RangeAllocator, orphans: &mut KVec<Orphan>, published: u32) {
     }
 }
 
+/// The response slots of unwaited execbuffers: [`MAX_UNWAITED`] slots of [`EXEC_SLOT`]
+/// bytes at offset [`AREA_LEN`] of the response area, taken and returned with one atomic
+/// operation each (no allocation and no lock on the submit path).
+///
+/// # Invariants
+///
+/// Bit `i` of `used` is set while slot `i` has an owner: from [`ExecSlots::take`] until
+/// its owner passes its offset to [`ExecSlots::put`].
+struct ExecSlots {
+    used: [AtomicU64; MAX_UNWAITED / 64],
+}
+
+impl ExecSlots {
+    const fn new() -> Self {
+        Self {
+            used: [const { AtomicU64::new(0) }; MAX_UNWAITED / 64],
+        }
+    }
+
+    /// A free slot's offset in the response area, now the caller's; `None` when all are
+    /// taken.
+    fn take(&self) -> Option<u64> {
+        for (w, word) in self.used.iter().enumerate() {
+            let mut cur = word.load(Ordering::Relaxed);
+            while cur != u64::MAX {
+                let bit = (!cur).trailing_zeros();
+                // Acquire: what the slot's previous owner did (reading its answer) happens
+                // before the new owner pre-fills it.
+                match word.compare_exchange_weak(
+                    cur,
+                    cur | (1 << bit),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some((AREA_LEN + (w * 64 + bit as usize) * EXEC_SLOT) as u64),
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether `area_off` is the offset of one of these slots.
+    fn index(area_off: u64) -> Option<usize> {
+        let rel = usize::try_from(area_off).ok()?.checked_sub(AREA_LEN)?;
+        (rel % EXEC_SLOT == 0 && rel / EXEC_SLOT < MAX_UNWAITED).then_some(rel / EXEC_SLOT)
+    }
+
+    /// Returns the slot at `area_off` (from [`Self::take`]; the caller owns it).
+    fn put(&self, area_off: u64) {
+        if let Some(i) = Self::index(area_off) {
+            if let Some(word) = self.used.get(i / 64) {
+                word.fetch_and(!(1u64 << (i % 64)), Ordering::Release);
+            }
+        }
+    }
+}
+
 /// Pre-fills the head of the response slot at `rsp_off` for a ccmd of type `C` whose
 /// answer takes `size` bytes: its capacity, and a `ret` the host never writes, which stays
 /// if the host does not answer.
@@ -284,6 +355,8 @@ struct Calls {
     /// statistics when it was last looked at (see [`ResetCheck`]).
     #[pin]
     resets_seen: Mutex<KVec<(u32, u32)>>,
+    /// Set once an entry of `resets_seen` counted a reset: until then no lookup is needed.
+    reset_seen_any: AtomicBool,
     /// Per GEM context, the last reset statistics the host gave (`batch_active`,
     /// `batch_pending`), from `GET_RESET_STATS` or a [`ResetCheck`] (see
     /// [`HostContext::known_reset_stats`]).
@@ -291,8 +364,8 @@ struct Calls {
     stats_known: Mutex<KVec<(u32, u32, u32)>>,
     /// An entry of `stats_known` could not be recorded: it is no longer complete.
     stats_lost: AtomicBool,
-    /// Response slots held by unwaited execbuffers.
-    unwaited: AtomicUsize,
+    /// Response slots of unwaited execbuffers.
+    exec_slots: ExecSlots,
 }
 
 /// Looks at whether a long batch hung, before its fence signals: virtio-gpu fences carry no
@@ -338,6 +411,12 @@ impl ResetCheck {
                 }
             };
             let active = u32::from_le(stats.batch_active);
+            if active > 0 {
+                self.host
+                    .calls
+                    .reset_seen_any
+                    .store(true, Ordering::Release);
+            }
             self.host
                 .note_reset_stats(gem_ctx, active, u32::from_le(stats.batch_pending));
             let mut seen = self.host.calls.resets_seen.lock();
@@ -470,8 +549,9 @@ impl HostContext {
                 timelines <- new_mutex!(KVec::new()),
                 resets_seen <- new_mutex!(KVec::new()),
                 stats_known <- new_mutex!(KVec::new()),
+                reset_seen_any: AtomicBool::new(false),
                 stats_lost: AtomicBool::new(false),
-                unwaited: AtomicUsize::new(0),
+                exec_slots: ExecSlots::new(),
             }),
             GFP_KERNEL,
         )
@@ -580,11 +660,11 @@ impl HostContext {
     /// what the guest cannot see, mostly a ban after a hang or a wedged GPU, which follow a
     /// reset. So no batch of the context may ever have been reset, and no batch of this
     /// file may have been in flight as long as a hang takes to be reset: then the host
-    /// cannot have banned anything of it yet. At most [`MAX_UNWAITED`] go at once.
+    /// cannot have banned anything of it yet. At most [`MAX_UNWAITED`] go at once (see
+    /// [`Self::execbuffer`]).
     pub(crate) fn may_send_unwaited(&self, gem_ctx: u32) -> bool {
         let age = kernel::time::Delta::from_millis(crate::fence::RESET_CHECK_AFTER_MS);
         !self.was_reset(gem_ctx)
-            && self.calls.unwaited.load(Ordering::Relaxed) < MAX_UNWAITED
             && !self
                 .calls
                 .timelines
@@ -595,11 +675,13 @@ impl HostContext {
 
     /// Whether a batch of GEM context `gem_ctx` was seen reset (see [`ResetCheck`]).
     pub(crate) fn was_reset(&self, gem_ctx: u32) -> bool {
-        self.calls
-            .resets_seen
-            .lock()
-            .iter()
-            .any(|&(c, n)| c == gem_ctx && n > 0)
+        self.calls.reset_seen_any.load(Ordering::Acquire)
+            && self
+                .calls
+                .resets_seen
+                .lock()
+                .iter()
+                .any(|&(c, n)| c == gem_ctx && n > 0)
     }
 
     /// The context's generation: unique for the life of the device, unlike its id.
@@ -638,7 +720,7 @@ impl HostContext {
         self: &Arc<Self>,
         dev: &IoctlDevice,
         bound: &Bound<'_>,
-        c: &GemExecbuffer2,
+        c: GemExecbuffer2,
         ring: u8,
         class: u16,
         also: Option<SignalFence>,
@@ -680,7 +762,7 @@ impl HostContext {
         // The answer of an unwaited execbuffer is read by the timeline's check.
         // Without a free slot at once, it is waited for instead.
         if unwaited && timeline.has_reset_check() {
-            if let Some(slot) = self.take_unwaited_slot(bound, c) {
+            if let Some(slot) = self.take_unwaited_slot(bound, &c) {
                 return self.execbuffer_unwaited(ex, &timeline, bound, c, (id, ring, slot), also);
             }
         }
@@ -688,7 +770,7 @@ impl HostContext {
         ex.fence[ring as usize] = id;
         let mut event = Some(event);
         if let Err(e) = self
-            .call_once(bound, c)
+            .call_once(bound, &c)
             .and_then(|r| r.map_err(crate::file::host_errno))
         {
             drop(ex);
@@ -726,36 +808,29 @@ impl HostContext {
         }
     }
 
-    /// A response slot for unwaited execbuffer `c`, its head written, if one is free now
-    /// and nobody waits in line for one (never waits).
+    /// A response slot of the [`ExecSlots`] for unwaited execbuffer `c`, its head written,
+    /// if one is free now (never waits).
     fn take_unwaited_slot(&self, bound: &Bound<'_>, c: &GemExecbuffer2) -> Option<u32> {
         let shm = bound.pages.get(self.ctx_id)?;
         let size = c.response_size();
-        let area_off = {
-            let mut g = self.calls.slots.lock();
-            if g.serving != g.next {
-                return None;
-            }
-            let published = shm.load_acquire_u32(SHMEM_SEQNO).ok()?;
-            reclaim(&self.calls.area, &mut g.orphans, published);
-            self.calls.area.alloc(size.max(SCRATCH_SLOT) as u64).ok()?.0
-        };
-        let Ok(rsp_off) = u32::try_from(area_off) else {
-            self.free_slot(area_off);
-            return None;
-        };
-        if prefill_slot::<GemExecbuffer2>(&shm, rsp_off, size).is_err() {
-            self.free_slot(area_off);
+        if size > EXEC_SLOT {
             return None;
         }
-        self.calls.unwaited.fetch_add(1, Ordering::Relaxed);
-        Some(rsp_off)
+        let area_off = self.calls.exec_slots.take()?;
+        // The pool is inside the response area, whose offsets are below `SHMEM_SIZE`.
+        let rsp_off = u32::try_from(area_off).ok();
+        match rsp_off.map(|o| prefill_slot::<GemExecbuffer2>(&shm, o, size)) {
+            Some(Ok(())) => rsp_off,
+            _ => {
+                self.calls.exec_slots.put(area_off);
+                None
+            }
+        }
     }
 
     /// Frees the slot of an unwaited execbuffer.
     fn release_unwaited_slot(&self, area_off: u64) {
-        self.calls.unwaited.fetch_sub(1, Ordering::Relaxed);
-        self.free_slot(area_off);
+        self.calls.exec_slots.put(area_off);
     }
 
     /// The unwaited path of [`Self::execbuffer`]: `c` in a SUBMIT_3D fenced with `id` on
@@ -766,7 +841,7 @@ impl HostContext {
         mut ex: kernel::sync::MutexGuard<'_, ExecRings>,
         timeline: &Arc<Timeline>,
         bound: &Bound<'_>,
-        c: &GemExecbuffer2,
+        c: GemExecbuffer2,
         (id, ring, rsp_off): (u64, u8, u32),
         also: Option<SignalFence>,
     ) -> Result<Fence> {
@@ -788,7 +863,7 @@ impl HostContext {
         let sent = {
             let mut s = self.calls.submit.lock();
             let seqno = s.seqno.wrapping_add(1);
-            ccmd::encode(c, seqno, rsp_off).and_then(|bytes| {
+            c.into_wire(seqno, rsp_off).and_then(|bytes| {
                 let len = u32::try_from(bytes.len()).map_err(|_| EINVAL)?;
                 let submit = Submit3d::fenced(self.ctx_id, len, id, ring);
                 // Nothing is queued until this succeeds: a signal may stop the wait for room.
@@ -1375,6 +1450,26 @@ mod tests {
         assert!(!seqno_reached(4, 5));
         assert!(seqno_reached(1, u32::MAX));
         assert!(!seqno_reached(u32::MAX, 1));
+    }
+
+    #[test]
+    fn exec_slots_cover_the_end_of_the_response_area() {
+        let slots = ExecSlots::new();
+        let mut taken = [0u64; MAX_UNWAITED];
+        for t in taken.iter_mut() {
+            *t = slots.take().unwrap_or(u64::MAX);
+        }
+        assert_eq!(taken[0], AREA_LEN as u64);
+        assert_eq!(taken[MAX_UNWAITED - 1], (RSP_AREA_LEN - EXEC_SLOT) as u64);
+        assert!(taken.windows(2).all(|w| w[1] == w[0] + EXEC_SLOT as u64));
+        assert_eq!(slots.take(), None);
+        // Offsets that are not a slot's start are ignored.
+        for off in [0, AREA_LEN as u64 + 1, RSP_AREA_LEN as u64, u64::MAX] {
+            slots.put(off);
+            assert_eq!(slots.take(), None);
+        }
+        slots.put(taken[70]);
+        assert_eq!(slots.take(), Some(taken[70]));
     }
 
     #[test]

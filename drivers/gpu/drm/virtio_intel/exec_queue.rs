@@ -89,7 +89,8 @@ pub(crate) struct Submission {
     pub(crate) class: u16,
     /// The ccmd.
     pub(crate) cmd: GemExecbuffer2,
-    /// The objects, kept alive until the batch was sent (never read).
+    /// The objects, kept alive while the batch waits to be sent (never read; filled by
+    /// [`ExecQueue::submit`] when it waits).
     pub(crate) _objects: KVec<ARef<Object>>,
     /// The file's host context.
     pub(crate) host: Arc<HostContext>,
@@ -195,7 +196,7 @@ impl Job {
             if let Err(e) = sub.host.execbuffer(
                 &sub.dev,
                 bound,
-                &sub.cmd,
+                sub.cmd,
                 sub.ring,
                 sub.class,
                 Some(fence),
@@ -345,7 +346,8 @@ impl ExecQueue {
     }
 
     /// Sends `sub` once `deps` (unsignalled fences) have signalled, and the batches of
-    /// `submits` (submit fences) were sent. Returns its batch's fence, for the objects: the
+    /// `submits` (submit fences) were sent; a job that waits keeps references to `objects`
+    /// (the execbuffer's) until then. Returns its batch's fence, for the objects: the
     /// host ring's when it was sent at once through `bound` (with the host's errors), the
     /// queue's when it waits here. With `user`, also returns a fence of this queue's for
     /// userspace (the sync file of `I915_EXEC_FENCE_OUT`, syncobjs), which signals with the
@@ -364,9 +366,9 @@ impl ExecQueue {
     pub(crate) fn submit(
         self: &Arc<Self>,
         bound: &Bound<'_>,
-        sub: Submission,
-        mut deps: KVec<Fence>,
-        submits: KVec<Fence>,
+        mut sub: Submission,
+        objects: &[ARef<Object>],
+        (mut deps, submits): (KVec<Fence>, KVec<Fence>),
         user: bool,
         out: bool,
     ) -> Result<Submitted> {
@@ -406,7 +408,7 @@ impl ExecQueue {
             let batch = sub.host.execbuffer(
                 &sub.dev,
                 bound,
-                &sub.cmd,
+                sub.cmd,
                 sub.ring,
                 sub.class,
                 also,
@@ -424,6 +426,10 @@ impl ExecQueue {
             }
         }
         st.jobs.reserve(1, GFP_KERNEL)?;
+        sub._objects = KVec::with_capacity(objects.len(), GFP_KERNEL)?;
+        for obj in objects {
+            sub._objects.push(obj.clone(), GFP_KERNEL)?;
+        }
         let fence = self.new_fence(&mut st, key, sub.class)?;
         let batch = fence.fence();
         let file = if out {

@@ -700,7 +700,7 @@ impl File {
             }
         }
 
-        let mut payload = KVec::with_capacity(total, GFP_KERNEL | __GFP_NOWARN)?;
+        let mut payload = GemExecbuffer2::new_payload(total)?;
         payload.extend_from_slice(list.as_slice().as_bytes(), GFP_KERNEL)?;
         payload.extend_from_slice(relocs.as_slice().as_bytes(), GFP_KERNEL)?;
         // The host's i915 gets the flags it can honour; the guest keeps the rest.
@@ -735,10 +735,6 @@ impl File {
         // `engine` is at most 63, so the ring is at most 64.
         let ring = 1 + engine as u8;
         let (deps, submits) = fences.dependencies(this.shared(), &list, &objects)?;
-        let mut refs = KVec::with_capacity(objects.len(), GFP_KERNEL)?;
-        for obj in objects.iter() {
-            refs.push(obj.clone(), GFP_KERNEL)?;
-        }
         let done = this.exec_queue().submit(
             bound,
             Submission {
@@ -746,13 +742,13 @@ impl File {
                 ring,
                 class,
                 cmd,
-                _objects: refs,
+                _objects: KVec::new(),
                 host,
                 dev: ARef::from(dev.as_ioctl()),
                 unwaited,
             },
-            deps,
-            submits,
+            &objects,
+            (deps, submits),
             fences.signals(),
             fences.out.is_some(),
         )?;

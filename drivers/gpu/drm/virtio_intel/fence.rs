@@ -433,11 +433,13 @@ impl Timeline {
     /// Whether a batch of GEM context `gem_ctx` (of any context for `None`) whose fence has
     /// not signalled yet was sent at least `age` ago.
     pub(crate) fn has_pending_older(&self, gem_ctx: Option<u32>, age: Delta) -> bool {
+        // One clock read for all (the execbuffer path asks on every submit).
+        let now = Instant::<Monotonic>::now();
         self.state
             .lock()
             .pending
             .iter()
-            .any(|e| gem_ctx.is_none_or(|c| e.gem_ctx == Some(c)) && e.emitted.elapsed() >= age)
+            .any(|e| gem_ctx.is_none_or(|c| e.gem_ctx == Some(c)) && now - e.emitted >= age)
     }
 
     /// The number of fences not signalled yet.
