@@ -2,8 +2,8 @@
 # Stock Debian Mesa on the driver: boots the project kernel with virtio_intel.ko on the
 # software host (strict) and runs the guest's unmodified `vulkaninfo --summary`,
 # `eglinfo -B -p surfaceless` (64- and 32-bit) and `vkmark --winsys headless` (its default
-# scenes) and the project's own Vulkan program (tools/mesa-smoke/vk_smoke.c), with no Mesa
-# environment variable set; then weston (headless backend, GL renderer) with
+# scenes) and the project's own Vulkan and EGL programs (tools/mesa-smoke/vk_smoke.c,
+# gl_smoke.c, the latter also as a 32-bit binary), with no Mesa environment variable set; then weston (headless backend, GL renderer) with
 # weston-simple-egl and vkcube (Wayland WSI) as clients. Checks that ANV ("Intel open-source Mesa
 # driver") and iris report the host GPU's device id, that vkmark runs to its score, and
 # that the host saw no hang, no page fault and no command its command streamer did not know
@@ -25,6 +25,11 @@ build_driver "$O" "$out"
 # Our own Vulkan smoke program (dynamically linked against the guest's libvulkan).
 gcc -O2 -Wall -Werror -o "$out/share/vk_smoke" "$REPO_ROOT/tools/mesa-smoke/vk_smoke.c" -lvulkan ||
     die "tools/mesa-smoke/vk_smoke.c did not build (libvulkan-dev: make setup)"
+# The EGL one loads libEGL at run time: 64- and 32-bit builds need only the EGL headers.
+for bits in 64 32; do
+    gcc -m$bits -O2 -Wall -Werror -o "$out/share/gl_smoke$bits" "$REPO_ROOT/tools/mesa-smoke/gl_smoke.c" -ldl ||
+        die "tools/mesa-smoke/gl_smoke.c did not build for $bits bits (libegl-dev, gcc-multilib: make setup)"
+done
 devid=${VIRTIO_INTEL_DEVICE_ID:-0x9a49}
 
 # The guest prints each tool's output between markers; the checks run here.
@@ -33,6 +38,8 @@ echo "=== vulkaninfo"; timeout 400 vulkaninfo --summary 2>&1; echo "=== vulkanin
 echo "=== eglinfo"; timeout 300 eglinfo -B -p surfaceless 2>&1; echo "=== eglinfo rc=$?"
 echo "=== eglinfo32"; timeout 300 /usr/bin/eglinfo.i386-linux-gnu -B -p surfaceless 2>&1; echo "=== eglinfo32 rc=$?"
 echo "=== vk_smoke"; timeout 300 /mnt/host/vk_smoke 2>&1; echo "=== vk_smoke rc=$?"
+echo "=== gl_smoke64"; timeout 300 /mnt/host/gl_smoke64 2>&1; echo "=== gl_smoke64 rc=$?"
+echo "=== gl_smoke32"; timeout 300 /mnt/host/gl_smoke32 2>&1; echo "=== gl_smoke32 rc=$?"
 # vkmark as an unprivileged user, as people run it (with the render node open to users, as
 # udev makes it): GET_RESET_STATS of a root caller carries the global reset count, which
 # only the host knows, so root pays a host round trip per call.
@@ -86,6 +93,12 @@ check "32-bit eglinfo reports iris" $?
 grep '^vk_smoke:' <<<"$vks" | sed 's/^/  /'
 grep -q '=== vk_smoke rc=0' <<<"$vks" && grep -q '^vk_smoke: passed' <<<"$vks"
 check "vk_smoke: timestamps, an event, a GPU copy and a timeline semaphore" $?
+for bits in 64 32; do
+    gls=$(tr -d '\r' <"$o" 2>/dev/null | sed -n "/^=== gl_smoke$bits\$/,/^=== gl_smoke$bits rc=/p")
+    grep '^gl_smoke:' <<<"$gls" | sed "s/^/  $bits-bit /"
+    grep -q "=== gl_smoke$bits rc=0" <<<"$gls" && grep -q '^gl_smoke: passed' <<<"$gls"
+    check "gl_smoke ($bits-bit): iris timestamps, REG_READ, a fence sync and a sync_file" $?
+done
 grep -E '^\[|Score' <<<"$vkm" | sed 's/^/  vkmark /'
 grep -q '=== vkmark rc=0' <<<"$vkm" && grep -qE 'vkmark Score: [0-9]+' <<<"$vkm"
 check "vkmark --winsys headless runs its scenes to the score" $?

@@ -23,6 +23,8 @@ PKGS=(
     binutils:readelf              # checks that binaries are static
     libc6-dev:                    # static client build (crt-static)
     libvulkan-dev:                # the Vulkan smoke program (tools/mesa-smoke)
+    libegl-dev:                   # the EGL smoke program's headers (tools/mesa-smoke)
+    gcc-multilib:                 # ... and its 32-bit build
 )
 
 [[ -r /etc/debian_version ]] || die "this script expects a Debian machine"
