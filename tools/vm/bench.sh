@@ -41,7 +41,7 @@ gcc -static -O2 -Wall -Werror -I"$O/usr-headers/include" -o "$out/share/bo_bench
     "$REPO_ROOT/tools/bench/bo_bench.c"
 nb=$(( n / 4 > 0 ? n / 4 : 1 ))
 
-ratios=() bo_ratios=()
+ratios=() bo_ratios=() es_ratios=() ed_ratios=()
 for r in $(seq 1 "$rounds"); do
     "$VM_DIR/run-guest.sh" -q --kernel "$O/arch/x86/boot/bzImage" --modules "$out/mods" --modprobe virtio_gpu \
         --renderer project --share "$out/share" --logdir "$REPO_ROOT/build/vm/bench-vdrm-$r" \
@@ -65,7 +65,21 @@ for r in $(seq 1 "$rounds"); do
     bo_ratios+=("$(awk -v a="$bv" -v b="$bk" 'BEGIN { printf "%.2f", b / a }')")
     echo "round $r: GETPARAM seed design $v us, virtio_intel.ko $k us, ratio ${ratios[-1]};" \
         "object seed design $bv us, virtio_intel.ko $bk us, ratio ${bo_ratios[-1]}"
+    # The execbuffer submit and the wakeup of its waiter, per round too.
+    for pair in "exec-submit-vdrm exec-submit es_ratios" "exec-done-vdrm exec-done ed_ratios"; do
+        read -r nv nk arr <<<"$pair"
+        ev=$(grep -h "^bench $nv:" "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
+        ek=$(grep -h "^bench $nk:" "$REPO_ROOT/build/vm/bench-kernel-$r/output.log" | tr -d '\r' | awk '{print $4}')
+        [[ -n $ev && -n $ek ]] || die "round $r printed no $nk (logs in build/vm/bench-*-$r)"
+        declare -n into=$arr
+        into+=("$(awk -v a="$ev" -v b="$ek" 'BEGIN { printf "%.2f", b / a }')")
+        unset -n into
+    done
+    echo "round $r: execbuffer submit ratio ${es_ratios[-1]}, waiter wakeup ratio ${ed_ratios[-1]}"
 done
+# The median of the rounds' ratios, and their range.
+median_of() { printf '%s\n' "$@" | sort -n | awk '{ r[NR] = $1 } END {
+    printf "median %s of %d rounds (%s .. %s)", r[int((NR + 1) / 2)], NR, r[1], r[NR] }'; }
 
 # The rest from the first round.
 vdrm=$(grep -h '^bench getparam-vdrm' "$REPO_ROOT/build/vm/bench-vdrm-1/output.log" | tr -d '\r')
@@ -113,13 +127,13 @@ ratio() { awk -v a="$(awk '{print $2}' <<<"$1")" -v b="$(awk '{print $2}' <<<"$2
     'BEGIN { printf "  ratio virtio_intel / seed design: %.2f\n", b / a }'; }
 echo "  submit, seed design (fenced SUBMIT_3D, no wait):       $es_v"
 echo "  submit, virtio_intel.ko, softpinned (unwaited):       $es_k"
-ratio "$es_v" "$es_k"
+echo "  ratio virtio_intel / seed design: $(median_of "${es_ratios[@]}")"
 echo "  submit, virtio_intel.ko, not softpinned (ccmd answered, then fence):"
 echo "                                                        $ew_k"
 ratio "$es_v" "$ew_k"
 echo "  until the waiter wakes, seed design (fence fd poll):  $ed_v"
 echo "  until the waiter wakes, virtio_intel.ko (GEM_WAIT):   $ed_k"
-ratio "$ed_v" "$ed_k"
+echo "  ratio virtio_intel / seed design: $(median_of "${ed_ratios[@]}")"
 echo "  until the waiter wakes, not softpinned:               $edw_k"
 ratio "$ed_v" "$edw_k"
 echo "  GEM_WAIT on an idle object:                           $(ev_line "$klog" wait-idle)"

@@ -228,15 +228,20 @@ impl<'bound, H: Handler> Virtqueues<'bound, H> {
                 GFP_ATOMIC.as_raw(),
             )
         };
-        if ret == 0 {
-            // SAFETY: As above.
-            unsafe { bindings::virtqueue_kick(vq) };
-        }
+        // SAFETY: As above. Only the first half of the kick needs the lock.
+        let notify = ret == 0 && unsafe { bindings::virtqueue_kick_prepare(vq) };
         drop(guard);
         if ret != 0 {
             // SAFETY: The add failed, so the queue did not take `token`; it came from
             // `KBox::into_raw` above.
             return Err((Error::from_errno(ret), unsafe { KBox::from_raw(token) }));
+        }
+        if notify {
+            // SAFETY: `vq` is live (invariant). The notification needs no serialisation
+            // against other users of the queue, so it goes outside the lock (interrupts
+            // enabled): a device may take long to return from it (QEMU's virtio-gpu-gl runs
+            // the commands in the notifying vCPU's exit), and others may queue meanwhile.
+            unsafe { bindings::virtqueue_notify(vq) };
         }
         Ok(())
     }
