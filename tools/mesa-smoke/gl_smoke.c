@@ -10,9 +10,10 @@
  *  3. two GL_TIMESTAMP queries around a GL_TIME_ELAPSED query and a few clears of a
  *     framebuffer object (PIPE_CONTROL timestamp writes) are available after glFinish,
  *     non-zero and ordered, and the elapsed time is no larger than their difference;
- *  4. a fence sync is signalled by the GPU (glClientWaitSync);
+ *  4. a fence sync is signalled by the GPU (glClientWaitSync), and only after the work
+ *     before it ran: a timestamp query written before the fence is available then;
  *  5. an EGL native fence (EGL_ANDROID_native_fence_sync) gives a sync_file fd that
- *     becomes readable (poll) once the batch ran.
+ *     becomes readable (poll) once the batch ran, again with the query before it done.
  *
  * EGL and GL are loaded at run time (dlopen and eglGetProcAddress), so the program builds
  * without the GL libraries and also as a 32-bit binary. Prints one "gl_smoke: ..." line
@@ -104,15 +105,46 @@ static struct {
 
 static PFNEGLGETPROCADDRESSPROC get_proc;
 
-static int load(void **slot, const char *name)
+/* Each entry point converted from eglGetProcAddress's function pointer type to its own. */
+#define LOAD(field, name)                                                \
+	do {                                                             \
+		gl.field = (__typeof__(gl.field))get_proc(name);         \
+		if (!gl.field) {                                         \
+			printf("gl_smoke: FAILED: no entry point %s\n", name); \
+			ok = 0;                                          \
+		}                                                        \
+	} while (0)
+
+/* Whether `name` is a whole word of the space-separated list `list`. */
+static int has_ext(const char *list, const char *name)
 {
-	*slot = (void *)get_proc(name);
-	if (!*slot)
-		printf("gl_smoke: FAILED: no entry point %s\n", name);
-	return *slot != NULL;
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
 }
 
-#define LOAD(field, name) ok &= load((void **)&gl.field, name)
+/* A GL_TIMESTAMP query written by the GPU now, to look at after a fence. */
+static GLuint timestamp_query(void)
+{
+	GLuint q = 0;
+
+	gl.GenQueries(1, &q);
+	gl.QueryCounter(q, GL_TIMESTAMP);
+	return q;
+}
+
+/* Whether query `q` has its result, without waiting or flushing. */
+static int query_done(GLuint q)
+{
+	GLint avail = 0;
+
+	gl.GetQueryObjectiv(q, GL_QUERY_RESULT_AVAILABLE, &avail);
+	gl.DeleteQueries(1, &q);
+	return avail != 0;
+}
 
 int main(void)
 {
@@ -140,8 +172,8 @@ int main(void)
 	NEED(dpy != EGL_NO_DISPLAY && initialize(dpy, &major, &minor),
 	     "surfaceless EGL display");
 	const char *exts = query_string(dpy, EGL_EXTENSIONS);
-	NEED(exts && strstr(exts, "EGL_KHR_no_config_context") &&
-		     strstr(exts, "EGL_KHR_surfaceless_context"),
+	NEED(has_ext(exts, "EGL_KHR_no_config_context") &&
+		     has_ext(exts, "EGL_KHR_surfaceless_context"),
 	     "EGL_KHR_no_config_context and EGL_KHR_surfaceless_context");
 	NEED(bind_api(EGL_OPENGL_API), "eglBindAPI(EGL_OPENGL_API)");
 	const EGLint attrs[] = {
@@ -152,11 +184,12 @@ int main(void)
 	};
 	EGLContext ctx = create_context(dpy, EGL_NO_CONFIG_KHR, EGL_NO_CONTEXT, attrs);
 	if (ctx == EGL_NO_CONTEXT)
-		printf("gl_smoke: eglCreateContext: EGL error %#x\n", egl_error());
+		printf("gl_smoke: eglCreateContext: EGL error %#x\n", (unsigned)egl_error());
 	NEED(ctx != EGL_NO_CONTEXT, "an OpenGL 3.3 core context");
 	NEED(make_current(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx), "eglMakeCurrent");
 
 	int ok = 1;
+
 	LOAD(GetString, "glGetString");
 	LOAD(GetError, "glGetError");
 	LOAD(GetInteger64v, "glGetInteger64v");
@@ -229,23 +262,27 @@ int main(void)
 	CHECK(val[0] > 0 && val[2] > val[0],
 	      "GPU timestamps around the clears: %" PRIu64 " then %" PRIu64 " ns",
 	      (uint64_t)val[0], (uint64_t)val[2]);
-	CHECK(val[2] > val[0] && val[1] <= val[2] - val[0],
+	/* One nanosecond of slack: each is rounded from GPU ticks on its own. */
+	CHECK(val[2] > val[0] && val[1] <= val[2] - val[0] + 1,
 	      "elapsed time of the clears %" PRIu64 " ns, within the timestamps' %" PRIu64 " ns",
 	      (uint64_t)val[1], (uint64_t)(val[2] - val[0]));
 	gl.DeleteQueries(3, q);
 	CHECK(gl.GetError() == GL_NO_ERROR, "no GL error so far");
 
-	/* 4. A fence sync the GPU signals. */
+	/* 4. A fence sync the GPU signals after the work before it. */
 	gl.Clear(GL_COLOR_BUFFER_BIT);
+	GLuint before = timestamp_query();
 	GLsync sync = gl.FenceSync(GL_SYNC_GPU_COMMANDS_COMPLETE, 0);
 	GLenum w = sync ? gl.ClientWaitSync(sync, GL_SYNC_FLUSH_COMMANDS_BIT, 10000000000ull) : 0;
-	CHECK(w == GL_ALREADY_SIGNALED || w == GL_CONDITION_SATISFIED,
-	      "glClientWaitSync on a fence after a clear: %#x", w);
+	int done = query_done(before);
+	CHECK((w == GL_ALREADY_SIGNALED || w == GL_CONDITION_SATISFIED) && done,
+	      "glClientWaitSync on a fence after a clear: %#x, the query before it done: %d", w,
+	      done);
 	if (sync)
 		gl.DeleteSync(sync);
 
 	/* 5. The batch's fence as a sync_file fd. */
-	if (!strstr(exts, "EGL_ANDROID_native_fence_sync")) {
+	if (!has_ext(exts, "EGL_ANDROID_native_fence_sync")) {
 		CHECK(0, "EGL_ANDROID_native_fence_sync is offered (the kernel has out-fences)");
 	} else {
 		PFNEGLCREATESYNCKHRPROC create_sync =
@@ -256,14 +293,16 @@ int main(void)
 			(PFNEGLDUPNATIVEFENCEFDANDROIDPROC)get_proc("eglDupNativeFenceFDANDROID");
 		NEED(create_sync && destroy_sync && dup_fd, "EGL native fence entry points");
 		gl.Clear(GL_COLOR_BUFFER_BIT);
+		GLuint before = timestamp_query();
 		EGLSyncKHR s = create_sync(dpy, EGL_SYNC_NATIVE_FENCE_ANDROID, NULL);
 		gl.Flush();
 		int fd = s != EGL_NO_SYNC_KHR ? dup_fd(dpy, s) : -1;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r = fd >= 0 ? poll(&p, 1, 10000) : -1;
-		CHECK(fd >= 0 && r == 1 && (p.revents & POLLIN),
-		      "a native fence fd after a clear becomes readable (fd %d, poll %d, revents %#x)",
-		      fd, r, (unsigned)p.revents);
+		int done = query_done(before);
+		CHECK(fd >= 0 && r == 1 && (p.revents & POLLIN) && done,
+		      "a native fence fd after a clear becomes readable (fd %d, poll %d, revents %#x), "
+		      "the query before it done: %d", fd, r, (unsigned)p.revents, done);
 		if (fd >= 0)
 			close(fd);
 		if (s != EGL_NO_SYNC_KHR)

@@ -70,7 +70,7 @@ for r in $(seq 1 "$rounds"); do
         read -r nv nk arr <<<"$pair"
         ev=$(grep -h "^bench $nv:" "$REPO_ROOT/build/vm/bench-vdrm-$r/output.log" | tr -d '\r' | awk '{print $4}')
         ek=$(grep -h "^bench $nk:" "$REPO_ROOT/build/vm/bench-kernel-$r/output.log" | tr -d '\r' | awk '{print $4}')
-        [[ -n $ev && -n $ek ]] || die "round $r printed no $nk (logs in build/vm/bench-*-$r)"
+        [[ -n $ev && -n $ek ]] || die "round $r printed no $nv or $nk (logs in build/vm/bench-*-$r)"
         declare -n into=$arr
         into+=("$(awk -v a="$ev" -v b="$ek" 'BEGIN { printf "%.2f", b / a }')")
         unset -n into
@@ -114,7 +114,8 @@ echo "  virtio_intel.ko (mapped at the first fault):      $(grep -h '^bench bo:'
 printf '%s\n' "${bo_ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
     printf "  ratio virtio_intel / seed design: median %s of %d rounds (%s .. %s)\n", r[int((NR + 1) / 2)], NR, r[1], r[NR] }'
 
-echo "Execbuffer of an empty batch on the render engine (medians, round 1):"
+echo "Execbuffer of an empty batch on the render engine (medians of round 1; the softpinned"
+echo "ratios are the median of the rounds' ratios):"
 vlog=$REPO_ROOT/build/vm/bench-vdrm-1/output.log
 ev_line() { grep -h "^bench $2:" "$1" | tr -d '\r' | sed "s/^bench $2: //"; }
 es_v=$(ev_line "$vlog" exec-submit-vdrm) es_k=$(ev_line "$klog" exec-submit)

@@ -3,8 +3,9 @@
 # software host (strict) and runs the guest's unmodified `vulkaninfo --summary`,
 # `eglinfo -B -p surfaceless` (64- and 32-bit) and `vkmark --winsys headless` (its default
 # scenes) and the project's own Vulkan and EGL programs (tools/mesa-smoke/vk_smoke.c,
-# gl_smoke.c, the latter also as a 32-bit binary), with no Mesa environment variable set; then weston (headless backend, GL renderer) with
-# weston-simple-egl and vkcube (Wayland WSI) as clients. Checks that ANV ("Intel open-source Mesa
+# gl_smoke.c, the latter also as a 32-bit binary), with no Mesa environment variable set;
+# then weston (headless backend, GL renderer) with weston-simple-egl and vkcube (Wayland
+# WSI) as clients. Checks that ANV ("Intel open-source Mesa
 # driver") and iris report the host GPU's device id, that vkmark runs to its score, and
 # that the host saw no hang, no page fault and no command its command streamer did not know
 # (naming each unknown kind if it did). Prints the tools' device lines, the vkmark

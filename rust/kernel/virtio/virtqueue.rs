@@ -85,7 +85,10 @@ pub struct Virtqueues<'bound, H: Handler> {
     _bound: PhantomData<&'bound ()>,
 }
 
-// SAFETY: The raw virtqueue pointers are only used under `lock`, and `H` is `Send + Sync`.
+// SAFETY: The raw virtqueue pointers are used under `lock` for everything the virtio core
+// serialises (adding, getting and detaching buffers, the first half of a kick, callback
+// control); outside it only for what it documents as needing no serialisation
+// (`virtqueue_notify`) and for reading the immutable `index`. `H` is `Send + Sync`.
 unsafe impl<H: Handler> Send for Virtqueues<'_, H> {}
 // SAFETY: See `Send`.
 unsafe impl<H: Handler> Sync for Virtqueues<'_, H> {}
@@ -238,9 +241,8 @@ impl<'bound, H: Handler> Virtqueues<'bound, H> {
         }
         if notify {
             // SAFETY: `vq` is live (invariant). The notification needs no serialisation
-            // against other users of the queue, so it goes outside the lock (interrupts
-            // enabled): a device may take long to return from it (QEMU's virtio-gpu-gl runs
-            // the commands in the notifying vCPU's exit), and others may queue meanwhile.
+            // against other users of the queue, so it goes outside the lock: a device may
+            // take long to return from it, and others may queue meanwhile.
             unsafe { bindings::virtqueue_notify(vq) };
         }
         Ok(())

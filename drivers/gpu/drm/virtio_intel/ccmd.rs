@@ -183,6 +183,9 @@ pub(crate) struct QueryparamReq {
     pad: u32,
 }
 
+/// Bytes of the QUERY answer's header, before the item's payload.
+pub(crate) const QUERYPARAM_RSP_HEAD: usize = size_of::<QueryparamRsp>();
+
 /// `struct i915_ccmd_queryparam_rsp`, followed by `length` bytes of payload.
 #[repr(C)]
 #[derive(FromBytes, Immutable, KnownLayout)]
@@ -513,6 +516,39 @@ mod tests {
     }
 
     #[test]
+    fn execbuffer_written_in_place_as_encoded() -> Result {
+        let exec = |payload| GemExecbuffer2 {
+            flags: 0x1_0000_0001,
+            ctx_id: 3,
+            buffer_count: 2,
+            batch_start_offset: 8,
+            batch_len: 16,
+            relocs_count: 0,
+            payload,
+        };
+        let mut p = ExecPayload::with_capacity(64)?;
+        p.extend(&[0x5a; 40])?;
+        p.extend(&[0xa5; 24])?;
+        let c = exec(p);
+        let encoded = encode(&c, 11, 96)?;
+        let wire = c.into_wire(11, 96)?;
+        assert_eq!(wire.as_slice(), encoded.as_slice());
+        assert_eq!(wire.len(), ExecPayload::HEAD + 64);
+        assert_eq!(
+            (rd32(&wire, 4), rd32(&wire, 8), rd32(&wire, 12)),
+            (112, 11, 96)
+        );
+        assert_eq!(
+            (wire[ExecPayload::HEAD], wire[wire.len() - 1]),
+            (0x5a, 0xa5)
+        );
+        // No payload at all: the fixed request alone.
+        let c = exec(ExecPayload::with_capacity(0)?);
+        assert_eq!(c.into_wire(1, 0)?.len(), ExecPayload::HEAD);
+        Ok(())
+    }
+
+    #[test]
     fn getparam_encoding() -> Result {
         let b = encode(&Getparam { param: 4 }, 7, 64)?;
         assert_eq!(b.len(), 24);
@@ -651,36 +687,58 @@ pub(crate) struct GemExecbuffer2 {
     pub(crate) batch_start_offset: u32,
     pub(crate) batch_len: u32,
     pub(crate) relocs_count: u32,
-    /// Room for the fixed request ([`GemExecbuffer2::HEAD`] bytes, from
-    /// [`GemExecbuffer2::new_payload`]), then the payload: [`GemExecbuffer2::into_wire`]
-    /// sends it without copying it again.
-    pub(crate) payload: KVec<u8>,
+    pub(crate) payload: ExecPayload,
 }
 
-impl GemExecbuffer2 {
-    /// Bytes of the fixed request, at the front of `payload`.
+/// The payload of a [`GemExecbuffer2`], with room for its fixed request kept in front, so
+/// that [`GemExecbuffer2::into_wire`] sends it without copying it again.
+///
+/// # Invariants
+///
+/// The buffer starts with [`ExecPayload::HEAD`] bytes that are not payload.
+pub(crate) struct ExecPayload(KVec<u8>);
+
+impl ExecPayload {
+    /// Bytes of the fixed request.
     const HEAD: usize = size_of::<GemExecbuffer2Req>();
 
-    /// An empty payload with room for the fixed request in front and `capacity` bytes after.
+    /// An empty payload with room for `capacity` bytes.
     ///
     /// # Errors
     ///
     /// `ENOMEM`.
-    pub(crate) fn new_payload(capacity: usize) -> Result<KVec<u8>> {
+    pub(crate) fn with_capacity(capacity: usize) -> Result<Self> {
         let total = capacity.checked_add(Self::HEAD).ok_or(ENOMEM)?;
         let mut v = KVec::with_capacity(total, GFP_KERNEL | __GFP_NOWARN)?;
         v.extend_from_slice(&[0; Self::HEAD], GFP_KERNEL)?;
-        Ok(v)
+        // INVARIANT: The room is there.
+        Ok(Self(v))
     }
 
+    /// Appends `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) -> Result {
+        Ok(self.0.extend_from_slice(bytes, GFP_KERNEL | __GFP_NOWARN)?)
+    }
+
+    /// The payload.
+    fn bytes(&self) -> &[u8] {
+        self.0.get(Self::HEAD..).unwrap_or(&[])
+    }
+}
+
+impl GemExecbuffer2 {
     /// The ccmd's bytes as [`encode`] makes them, written in place at the front of the
     /// payload's allocation.
     ///
     /// # Errors
     ///
-    /// `EINVAL` for a payload without the room in front or too long for the header.
+    /// `EINVAL` for a ccmd too long for its header.
     pub(crate) fn into_wire(mut self, seqno: u32, rsp_off: u32) -> Result<KVec<u8>> {
-        let len = u32::try_from(self.payload.len()).map_err(|_| EINVAL)?;
+        let len = u32::try_from(self.payload.0.len()).map_err(|_| EINVAL)?;
         let req = self.request(CcmdHdr {
             cmd: (CcmdId::GemExecbuffer2 as u32).to_le(),
             len: len.to_le(),
@@ -688,10 +746,11 @@ impl GemExecbuffer2 {
             rsp_off: rsp_off.to_le(),
         });
         self.payload
-            .get_mut(..Self::HEAD)
+            .0
+            .get_mut(..ExecPayload::HEAD)
             .ok_or(EINVAL)?
             .copy_from_slice(req.as_bytes());
-        Ok(self.payload)
+        Ok(self.payload.0)
     }
 }
 
@@ -747,6 +806,6 @@ impl Ccmd for GemExecbuffer2 {
     }
 
     fn payload(&self) -> &[u8] {
-        self.payload.get(Self::HEAD..).unwrap_or(&[])
+        self.payload.bytes()
     }
 }

@@ -304,10 +304,19 @@ impl ExecSlots {
 
     /// Returns the slot at `area_off` (from [`Self::take`]; the caller owns it).
     fn put(&self, area_off: u64) {
-        if let Some(i) = Self::index(area_off) {
-            if let Some(word) = self.used.get(i / 64) {
-                word.fetch_and(!(1u64 << (i % 64)), Ordering::Release);
-            }
+        let bit = Self::index(area_off).and_then(|i| Some((self.used.get(i / 64)?, i % 64)));
+        let Some((word, bit)) = bit else {
+            kernel::pr_warn_once!("virtio_intel: not an execbuffer slot: {}\n", area_off);
+            return;
+        };
+        let was = word.fetch_and(!(1u64 << bit), Ordering::Release);
+        if was & (1u64 << bit) == 0 {
+            // A second return: the slot may have a new owner already, and the host may
+            // write it for that one.
+            kernel::pr_warn_once!(
+                "virtio_intel: execbuffer slot {} returned twice\n",
+                area_off
+            );
         }
     }
 }
@@ -333,7 +342,8 @@ fn seqno_reached(published: u32, seqno: u32) -> bool {
 struct Calls {
     #[pin]
     submit: Mutex<Submit>,
-    /// Response slots: ranges of the response area (offsets from [`RSP_MEM_OFFSET`]).
+    /// Response slots of synchronous ccmds: ranges of the first [`AREA_LEN`] bytes of the
+    /// response area (offsets from [`RSP_MEM_OFFSET`]); the rest is the [`ExecSlots`].
     #[pin]
     area: RangeAllocator,
     /// Slots whose answer the host may still write, and the callers' order. Its lock also
@@ -355,7 +365,8 @@ struct Calls {
     /// statistics when it was last looked at (see [`ResetCheck`]).
     #[pin]
     resets_seen: Mutex<KVec<(u32, u32)>>,
-    /// Set once an entry of `resets_seen` counted a reset: until then no lookup is needed.
+    /// Set, before `resets_seen` records a reset count above 0 (under its lock), so that
+    /// whoever sees such an entry sees this too: while it is clear no lookup is needed.
     reset_seen_any: AtomicBool,
     /// Per GEM context, the last reset statistics the host gave (`batch_active`,
     /// `batch_pending`), from `GET_RESET_STATS` or a [`ResetCheck`] (see
@@ -689,9 +700,11 @@ impl HostContext {
         self.gen
     }
 
-    /// Largest payload a QUERY item can return through the response page.
+    /// Largest payload a QUERY item can return through the response page (what the
+    /// synchronous part of the area holds after the answer's header): about 14 KiB, far
+    /// more than i915's items on the parts the driver serves.
     pub(crate) fn max_query_len(&self) -> usize {
-        AREA_LEN - 16
+        AREA_LEN - ccmd::QUERYPARAM_RSP_HEAD
     }
 
     /// Runs execbuffer `c` on the host, on host ring `ring` (`1 +` the engine index), an

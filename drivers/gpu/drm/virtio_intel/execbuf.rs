@@ -62,7 +62,10 @@ use kernel::{
 use zerocopy_derive::Immutable;
 
 use crate::{
-    ccmd::GemExecbuffer2,
+    ccmd::{
+        ExecPayload,
+        GemExecbuffer2, //
+    },
     driver::{
         Bound,
         I915Device, //
@@ -700,9 +703,9 @@ impl File {
             }
         }
 
-        let mut payload = GemExecbuffer2::new_payload(total)?;
-        payload.extend_from_slice(list.as_slice().as_bytes(), GFP_KERNEL)?;
-        payload.extend_from_slice(relocs.as_slice().as_bytes(), GFP_KERNEL)?;
+        let mut payload = ExecPayload::with_capacity(total)?;
+        payload.extend(list.as_slice().as_bytes())?;
+        payload.extend(relocs.as_slice().as_bytes())?;
         // The host's i915 gets the flags it can honour; the guest keeps the rest.
         let host_flags = (args.flags | flags::HANDLE_LUT) & !flags::FENCES;
         let cmd = GemExecbuffer2 {

@@ -453,7 +453,8 @@ impl Timeline {
 ///
 /// Dropped without being retired (the command was never queued, or the device was reset
 /// while it was in flight), it fails its fence with `ECANCELED`. Dropping it may sleep (it
-/// signals, and frees an execbuffer's response slot): never in atomic context.
+/// signals the fence and runs its callbacks, and returns response slots): never in atomic
+/// context.
 pub(crate) struct FenceEvent {
     timeline: Option<Arc<Timeline>>,
     id: u64,
